@@ -1,0 +1,65 @@
+"""The HTTP API application: routers under /api/v1, API-key auth, one error shape."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets.api import clients, contacts, operations, quarantine, rules, tickets
+from mailtickets.api.deps import AppContext, Context, reject_nul
+from mailtickets.api.errors import ApiError, install_error_handlers
+from mailtickets.clock import Clock
+from mailtickets.pipeline import Pipeline
+from mailtickets.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+class Health(BaseModel):
+    status: str
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=Health, responses={503: {"description": "Database unreachable"}})
+    async def healthz(context: Context) -> Health:
+        """Liveness and database reachability; the only endpoint answering without a key."""
+        try:
+            async with context.sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise ApiError(503, "unavailable", "database unreachable") from exc
+        return Health(status="ok")
+
+    return router
+
+
+def create_app(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    pipeline: Pipeline | None = None,
+) -> FastAPI:
+    """The API over the given store; pass `mailtickets run`'s pipeline to share its rule cache."""
+    app = FastAPI(
+        title="mailtickets",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    pipeline = pipeline or Pipeline(settings, sessions, clock)
+    app.state.context = AppContext(settings=settings, sessions=sessions, clock=clock, pipeline=pipeline)
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_nul)])
+    for module in (contacts, clients, tickets, rules, quarantine):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(_health_router())
+    app.include_router(operations.router)
+    return app

@@ -1,0 +1,71 @@
+"""/api/v1/clients (with their registered domains) and /api/v1/agents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from mailtickets import directory
+from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, RowId, body_of
+from mailtickets.api.errors import ERROR_RESPONSES
+from mailtickets.db import transaction
+from mailtickets.directory.validation import AgentFields, ClientFields, DomainFields, parse_model
+from mailtickets.directory.views import AgentOut, ClientOut, agent_view, client_view
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+@router.get("/clients", response_model=list[ClientOut], tags=["clients"])
+async def list_clients(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> list[ClientOut]:
+    async with transaction(context.sessions) as session:
+        return [client_view(c) for c in await directory.list_clients(session, limit=limit, offset=offset)]
+
+
+@router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
+async def get_client(context: Context, _caller: CallerDep, client_id: RowId) -> ClientOut:
+    async with transaction(context.sessions) as session:
+        return client_view(await directory.get_client(session, client_id))
+
+
+@router.post(
+    "/clients", status_code=201, response_model=ClientOut, tags=["clients"], openapi_extra=body_of(ClientFields)
+)
+async def create_client(context: Context, _caller: CallerDep, data: JsonObject) -> ClientOut:
+    """Create a client; 409 when the name or a domain already belongs to another client."""
+    fields = parse_model(ClientFields, data, "client")
+    async with transaction(context.sessions) as session:
+        return client_view(await directory.create_client(session, fields.name, fields.domains))
+
+
+@router.post(
+    "/clients/{client_id}/domains",
+    status_code=201,
+    response_model=ClientOut,
+    tags=["clients"],
+    openapi_extra=body_of(DomainFields),
+)
+async def add_domain(context: Context, _caller: CallerDep, client_id: RowId, data: JsonObject) -> ClientOut:
+    """Register a domain for the client; 409 when another client has it."""
+    fields = parse_model(DomainFields, data, "domain")
+    async with transaction(context.sessions) as session:
+        await directory.add_domain(session, client_id, fields.domain)
+        return client_view(await directory.get_client(session, client_id))
+
+
+@router.delete("/clients/{client_id}/domains/{domain}", status_code=204, response_class=Response, tags=["clients"])
+async def remove_domain(context: Context, _caller: CallerDep, client_id: RowId, domain: str) -> Response:
+    async with transaction(context.sessions) as session:
+        await directory.remove_domain(session, client_id, domain)
+    return Response(status_code=204)
+
+
+@router.get("/agents", response_model=list[AgentOut], tags=["agents"])
+async def list_agents(context: Context, _caller: CallerDep) -> list[AgentOut]:
+    async with transaction(context.sessions) as session:
+        return [agent_view(a) for a in await directory.list_agents(session)]
+
+
+@router.post("/agents", status_code=201, response_model=AgentOut, tags=["agents"], openapi_extra=body_of(AgentFields))
+async def create_agent(context: Context, _caller: CallerDep, data: JsonObject) -> AgentOut:
+    fields = parse_model(AgentFields, data, "agent")
+    async with transaction(context.sessions) as session:
+        return agent_view(await directory.create_agent(session, fields.name, fields.email))

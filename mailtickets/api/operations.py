@@ -1,0 +1,60 @@
+"""/readyz and /metrics for operators and probes (no API key: they reveal no ticket data).
+
+Both read the pipeline's `Metrics` (set by `mailtickets run`); served alone (`mailtickets api`) the API
+has no listeners in its process, so /readyz reports the database only and /metrics the outbox only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailtickets.api.deps import Context
+from mailtickets.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["operations"])
+
+OK, UNAVAILABLE = 200, 503
+NOT_CONNECTED = "not connected (connecting or reconnecting after an error: see the log)"
+
+
+class Readiness(BaseModel):
+    status: str  # "ready" or "unavailable"
+    database: str  # "ok" or why not
+    mailboxes: dict[str, str]  # name → "connected" or why not
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(context: Context) -> JSONResponse:
+    """Ready when the database answers and every mailbox watched by this process is connected."""
+    database = "ok"
+    try:
+        async with context.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        database = f"unreachable: {type(exc).__name__}"
+    metrics = context.pipeline.metrics
+    states = metrics.mailbox_states() if metrics else {}
+    mailboxes = {name: "connected" if up else NOT_CONNECTED for name, up in states.items()}
+    ready = database == "ok" and all(states.values())
+    body = Readiness(status="ready" if ready else "unavailable", database=database, mailboxes=mailboxes)
+    return JSONResponse(body.model_dump(), status_code=OK if ready else UNAVAILABLE)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(context: Context) -> Response:
+    """Prometheus text format: messages by outcome, ingest latency, outbox, IMAP state, auto-close."""
+    current = context.pipeline.metrics or Metrics()  # alone: only what the database can tell
+    try:
+        async with context.sessions() as session:
+            await current.refresh(session)
+    except (SQLAlchemyError, OSError) as exc:  # the counters are still worth serving
+        log.warning("metrics: outbox not read: %s", type(exc).__name__)
+    return Response(current.exposition(), media_type=CONTENT_TYPE)

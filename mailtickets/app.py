@@ -1,0 +1,174 @@
+"""The composition root of `mailtickets run`: build every part once, run them together, stop them cleanly.
+
+Each component is a coroutine function taking the shared `stop` event: it runs until `stop` is set,
+then finishes the work in hand and returns.  SIGTERM/SIGINT set `stop`; components that have not
+returned after SHUTDOWN_GRACE_SECONDS (or on a second signal) are cancelled.  A component that crashes
+stops the whole service (with a non-zero exit), so that the supervisor restarts it visibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailtickets.clock import Clock, SystemClock
+from mailtickets.db import alembic_config, create_engine, session_factory
+from mailtickets.errors import MailticketsError
+from mailtickets.ingest.imap import MailboxListener
+from mailtickets.ingest.lmtp import serve_lmtp
+from mailtickets.ingest.mailbox_config import configured_mailboxes
+from mailtickets.jobs.autoclose import run_autoclose_loop
+from mailtickets.leases import Leases, instance_owner
+from mailtickets.metrics import Metrics, watch_mailbox
+from mailtickets.notify.sender import run_outbox_sender
+from mailtickets.pipeline import Pipeline
+from mailtickets.settings import MailboxSettings, Settings
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class SchemaNotCurrent(MailticketsError):
+    """The database is not at the newest migration: `mailtickets db upgrade` first."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the components share, built once at start-up."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    pipeline: Pipeline
+    leases: Leases
+
+
+def build_components(rt: Runtime) -> dict[str, Component]:
+    """Every part `run` starts.  A new part is one line here."""
+    s = rt.settings
+    parts: dict[str, Component] = {}
+    for mailbox in configured_mailboxes(s):
+        parts[f"imap:{mailbox.name}"] = partial(_listen, rt, mailbox)
+    if s.lmtp_bind:
+        parts["lmtp"] = partial(serve_lmtp, s.lmtp_bind, rt.pipeline, s.max_message_bytes)
+    parts["outbox"] = partial(run_outbox_sender, s, rt.sessions, rt.clock)
+    metrics = rt.pipeline.metrics
+    on_report = (lambda r: metrics.observe_autoclose(len(r.chasers), len(r.closed))) if metrics else None
+    parts["autoclose"] = partial(run_autoclose_loop, s, rt.sessions, rt.clock, on_report=on_report)
+    return parts
+
+
+async def _listen(rt: Runtime, mailbox: MailboxSettings, stop: asyncio.Event) -> None:
+    listener = MailboxListener(
+        mailbox, rt.pipeline, rt.sessions, rt.leases, idle_renew_seconds=rt.settings.idle_renew_seconds, stop=stop
+    )
+    watch_mailbox(rt.pipeline.metrics, mailbox.name, listener)
+    await listener.run()
+
+
+async def check_schema(engine: AsyncEngine, database_url: str) -> None:
+    """Refuse to start on a database that is not at the newest Alembic revision."""
+    heads = set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        found = await connection.run_sync(current)
+    if found != heads:
+        shown = ", ".join(sorted(found)) or "empty"
+        raise SchemaNotCurrent(
+            f"database schema is at {shown}, the code needs {', '.join(sorted(heads))}: "
+            "run `mailtickets db upgrade` first"
+        )
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None) -> None:
+    """Run the service until SIGTERM/SIGINT (or `stop` is set)."""
+    stop = stop or asyncio.Event()
+    engine = create_engine(settings.database_url)
+    try:
+        await check_schema(engine, settings.database_url)
+        sessions = session_factory(engine)
+        clock = clock or SystemClock()
+        leases = Leases(sessions, clock, instance_owner(), settings.lease_seconds)
+        pipeline = Pipeline(settings, sessions, clock)
+        pipeline.metrics = Metrics()
+        rt = Runtime(settings, sessions, clock, pipeline, leases)
+        await run_components(build_components(rt), stop)
+    finally:
+        await engine.dispose()
+
+
+async def run_components(components: dict[str, Component], stop: asyncio.Event) -> None:
+    tasks = {asyncio.create_task(start(stop), name=name): name for name, start in components.items()}
+    for task in tasks:
+        task.add_done_callback(partial(_on_done, stop))
+    _install_signal_handlers(stop, list(tasks))
+    log.info("mailtickets running: %s", ", ".join(components) or "nothing to do")
+    deadline = asyncio.create_task(_cancel_after_grace(stop, list(tasks)))
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        deadline.cancel()
+        _remove_signal_handlers()
+    failures = [r for r in results if isinstance(r, Exception)]
+    if failures:
+        raise failures[0]
+    log.info("mailtickets stopped")
+
+
+def _on_done(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    if task.cancelled() or task.exception() is None:
+        if not stop.is_set():
+            log.warning("component %s returned early", task.get_name())
+        return
+    log.critical("component %s failed; stopping", task.get_name(), exc_info=task.exception())
+    stop.set()
+
+
+async def _cancel_after_grace(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    await stop.wait()
+    await asyncio.sleep(SHUTDOWN_GRACE_SECONDS)
+    _cancel(tasks, "grace period over")
+
+
+def _cancel(tasks: list[asyncio.Task[None]], why: str) -> None:
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        log.warning("cancelling %s (%s)", ", ".join(t.get_name() for t in pending), why)
+    for task in pending:
+        task.cancel()
+
+
+def _install_signal_handlers(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            _cancel(tasks, f"second {sig.name}")
+            return
+        log.info("%s received: finishing the work in hand", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _remove_signal_handlers() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)

@@ -1,0 +1,3 @@
+from mailtickets.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""`mailtickets apikey …` and `mailtickets api` (serve the HTTP API alone)."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets.apikeys import create_api_key, revoke_api_key
+from mailtickets.cli.common import CliState, pass_state, run_with_store
+from mailtickets.db import transaction
+
+
+@click.group()
+def apikey() -> None:
+    """API keys for the HTTP API."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (also the HTTP Basic user name).")
+@click.option("--read-only", is_flag=True, help="The key may only read (GET).")
+@pass_state
+def apikey_create(state: CliState, name: str, read_only: bool) -> None:
+    """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> str:
+        async with transaction(sessions) as session:
+            return (await create_api_key(session, name, read_only=read_only))[1]
+
+    token = run_with_store(state.settings, work)
+    kind = "read-only " if read_only else ""
+    click.echo(f"{kind}API key {name!r} created; store it now, it is not shown again:")
+    click.echo(token)
+
+
+@apikey.command("revoke")
+@click.option("--name", required=True)
+@pass_state
+def apikey_revoke(state: CliState, name: str) -> None:
+    """Revoke a key by name."""
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> bool:
+        async with transaction(sessions) as session:
+            return await revoke_api_key(session, name)
+
+    if not run_with_store(state.settings, work):
+        raise click.ClickException(f"no API key named {name!r}")
+    click.echo(f"API key {name!r} revoked")
+
+
+@click.command("api")
+@pass_state
+def api(state: CliState) -> None:
+    """Serve the HTTP API alone on MAILTICKETS_HTTP_BIND (default 127.0.0.1:8000)."""
+    from mailtickets.api.server import serve_forever
+    from mailtickets.log_setup import configure_logging
+
+    configure_logging(state.settings)
+    serve_forever(state.settings)
+
+
+COMMANDS = [apikey, api]

@@ -1,0 +1,81 @@
+"""`mailtickets backfill`: import a mailbox's history, with a progress bar, mailing nobody."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any
+
+import click
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets.backfill import Summary, find_mailbox
+from mailtickets.backfill import backfill as run_backfill
+from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
+from mailtickets.errors import InvalidInput, TemporaryError
+from mailtickets.ingest.imap_session import ImapAuthError, ImapError
+from mailtickets.ingest.result import IngestResult
+from mailtickets.pipeline import Pipeline
+
+EX_TEMPFAIL = 75  # the store is unavailable: run again later, it resumes
+
+
+class BarProgress:
+    """click.progressbar, sized once the server has said how many messages there are."""
+
+    def __init__(self, stack: ExitStack, label: str) -> None:
+        self._stack, self._label = stack, label
+        self._bar: Any = None
+
+    def start(self, total: int) -> None:
+        bar = click.progressbar(length=total, label=self._label, file=sys.stderr, show_pos=True)
+        self._bar = self._stack.enter_context(bar)
+
+    def advance(self, uid: int, result: IngestResult) -> None:
+        self._bar.update(1)
+
+
+@click.command()
+@click.option("--mailbox", "name", required=True, help="Name of a configured mailbox.")
+@click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD.")
+@click.option("--folder", default=None, help="Folder to read instead of the mailbox's own (e.g. Sent).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Import at most N messages this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@pass_state
+def backfill(state: CliState, name: str, since: datetime, folder: str | None, limit: int | None, as_json: bool) -> None:
+    """Import a mailbox's messages since a date as tickets, without notifying anyone; resumable."""
+    settings = state.settings
+    try:
+        mailbox = find_mailbox(settings, name)
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> Summary:
+        pipeline = Pipeline(settings, sessions, notify=False)
+        with ExitStack() as stack:
+            progress = None if as_json else BarProgress(stack, f"{name}/{folder or mailbox.folder}")
+            return await run_backfill(
+                mailbox, since.date(), pipeline, sessions, folder=folder, limit=limit, progress=progress
+            )
+
+    try:
+        summary = run_with_store(settings, work)
+    except ImapAuthError as exc:
+        raise click.ClickException(f"mailbox {name}: login refused: {exc}") from exc
+    except ImapError as exc:
+        raise click.ClickException(f"mailbox {name}: {exc}") from exc
+    except (TemporaryError, DBAPIError) as exc:
+        click.echo(f"temporary failure, run again later to continue: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    _print(summary, as_json)
+
+
+def _print(summary: Summary, as_json: bool) -> None:
+    if as_json:
+        echo_json(summary.as_json())
+        return
+    counts = ", ".join(f"{outcome} {n}" for outcome, n in sorted(summary.outcomes.items())) or "nothing new"
+    click.echo(f"{summary.mailbox}/{summary.folder} since {summary.since}: {summary.found} found, "
+               f"{summary.skipped} already imported; {counts}")  # fmt: skip

@@ -1,0 +1,48 @@
+"""What every CLI command shares: the settings, a database opened on demand, JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailtickets.db import create_engine, session_factory
+from mailtickets.errors import Conflict, InvalidInput, NotFound
+from mailtickets.settings import Settings
+
+T = TypeVar("T")
+
+
+class CliState:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def run_with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Open the database, run `work` with a session factory, close it; service errors become CLI errors."""
+
+    async def runner() -> T:
+        engine: AsyncEngine = create_engine(settings.database_url)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(runner())
+    except (NotFound, Conflict) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except InvalidInput as exc:
+        details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+        raise click.ClickException(f"{exc}{' (' + details + ')' if details else ''}") from exc
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, default=str))

@@ -1,0 +1,166 @@
+"""`mailtickets clients|contacts|agents`: the directory from the command line (a stable contract)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets import directory
+from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
+from mailtickets.db import transaction
+from mailtickets.directory.views import agent_view, client_view, contact_view
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@click.group()
+def clients() -> None:
+    """Clients and their registered email domains."""
+
+
+@clients.command("add")
+@click.argument("name")
+@click.option("--domain", "domains", multiple=True, help="A registered domain (repeatable).")
+@pass_state
+def clients_add(state: CliState, name: str, domains: tuple[str, ...]) -> None:
+    """Add a client NAME with its domains."""
+
+    async def work(sessions: Sessions) -> dict[str, Any]:
+        async with transaction(sessions) as session:
+            client = await directory.create_client(session, name, list(domains))
+            return client_view(client).model_dump(mode="json")
+
+    row = run_with_store(state.settings, work)
+    click.echo(f"client {row['id']}: {row['name']} ({', '.join(row['domains']) or 'no domains'})")
+
+
+@clients.command("add-domain")
+@click.argument("name")
+@click.argument("domain")
+@pass_state
+def clients_add_domain(state: CliState, name: str, domain: str) -> None:
+    """Register one more DOMAIN for the client NAME."""
+
+    async def work(sessions: Sessions) -> str:
+        async with transaction(sessions) as session:
+            client = await directory.get_client_by_name(session, name)
+            return (await directory.add_domain(session, client.id, domain)).domain
+
+    click.echo(f"{run_with_store(state.settings, work)} belongs to {name}")
+
+
+@clients.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@pass_state
+def clients_list(state: CliState, as_json: bool) -> None:
+    """List clients with their domains."""
+
+    async def work(sessions: Sessions) -> list[dict[str, Any]]:
+        async with transaction(sessions) as session:
+            return [client_view(c).model_dump(mode="json") for c in await directory.list_clients(session)]
+
+    rows = run_with_store(state.settings, work)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['name']}\t{', '.join(row['domains'])}")
+
+
+@click.group()
+def contacts() -> None:
+    """Contacts of clients."""
+
+
+@contacts.command("add")
+@click.option("--client", "client_name", required=True, help="The client's name.")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--title")
+@click.option("--phone")
+@click.option("--extension")
+@click.option("--mobile")
+@click.option("--department")
+@click.option("--location")
+@click.option("--notes")
+@click.option("--external-id", help="The contact's id in your PSA or CRM.")
+@click.option("--important", is_flag=True)
+@click.option("--billing", is_flag=True)
+@click.option("--technical", is_flag=True)
+@click.option("--auth-method", type=click.Choice(["local", "sso"]), default="local", show_default=True)
+@pass_state
+def contacts_add(state: CliState, /, client_name: str, **fields: Any) -> None:
+    """Add a contact to a client."""
+    data = {key: value for key, value in fields.items() if value is not None}
+
+    async def work(sessions: Sessions) -> dict[str, Any]:
+        async with transaction(sessions) as session:
+            client = await directory.get_client_by_name(session, client_name)
+            contact = await directory.create_contact(
+                session, {**data, "client_id": client.id}, mobile_e164=state.settings.contact_mobile_e164
+            )
+            return contact_view(contact).model_dump(mode="json")
+
+    row = run_with_store(state.settings, work)
+    click.echo(f"contact {row['id']}: {row['name']} <{row['email']}> ({row['client']})")
+
+
+@contacts.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@pass_state
+def contacts_list(state: CliState, as_json: bool) -> None:
+    """List contacts."""
+
+    async def work(sessions: Sessions) -> list[dict[str, Any]]:
+        async with transaction(sessions) as session:
+            return [contact_view(c).model_dump(mode="json") for c in await directory.list_contacts(session)]
+
+    rows = run_with_store(state.settings, work)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['name']}\t{row['email'] or ''}\t{row['client'] or ''}")
+
+
+@click.group()
+def agents() -> None:
+    """Agents who answer tickets."""
+
+
+@agents.command("add")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@pass_state
+def agents_add(state: CliState, name: str, email: str) -> None:
+    """Add an agent."""
+
+    async def work(sessions: Sessions) -> dict[str, Any]:
+        async with transaction(sessions) as session:
+            return agent_view(await directory.create_agent(session, name, email)).model_dump(mode="json")
+
+    row = run_with_store(state.settings, work)
+    click.echo(f"agent {row['id']}: {row['name']} <{row['email']}>")
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@pass_state
+def agents_list(state: CliState, as_json: bool) -> None:
+    """List agents."""
+
+    async def work(sessions: Sessions) -> list[dict[str, Any]]:
+        async with transaction(sessions) as session:
+            return [agent_view(a).model_dump(mode="json") for a in await directory.list_agents(session)]
+
+    rows = run_with_store(state.settings, work)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}")
+
+
+COMMANDS = [clients, contacts, agents]

@@ -1,0 +1,31 @@
+"""`mailtickets run`: the long-running service (IMAP listeners, LMTP, outbox sender, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from mailtickets.app import SchemaNotCurrent, run
+from mailtickets.cli.common import CliState, pass_state
+from mailtickets.errors import InvalidInput
+from mailtickets.log_setup import configure_logging
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.command("run")
+@pass_state
+def run_command(state: CliState) -> None:
+    """Run the service until SIGTERM or Ctrl-C."""
+    settings = state.settings
+    if not logging.getLogger().handlers:
+        configure_logging(settings)  # text, or JSON lines with log_format = "json"
+    try:
+        asyncio.run(run(settings))
+    except (SchemaNotCurrent, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+COMMANDS = [run_command]

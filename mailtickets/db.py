@@ -1,0 +1,102 @@
+"""Database engine and sessions, created at start-up (never at import) from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from mailtickets.errors import TemporaryError
+from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TemporaryError(f"database folder unavailable: {exc}") from exc
+        kwargs.setdefault(
+            "connect_args",
+            {"timeout": INLINE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": connect_inline, "check_same_thread": False},
+        )
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (API, CLI) work while the pipeline writes; NORMAL is durable under WAL
+    # except for the last commits on power loss, the usual trade for a mail queue on SQLite.
+    dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    # Take the write lock at BEGIN, so two writers queue on busy_timeout instead of one failing
+    # with "database is locked" when it upgrades a read transaction.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class _InlineSQLiteSession(AsyncSession):
+    """Closes without first yielding to the event loop.
+
+    AsyncSession.__aexit__ runs close() in a shielded task, which hands control to the loop before the
+    rollback that releases SQLite's write lock (every transaction here begins IMMEDIATE, reads too).
+    With inline SQLite another task could then block the loop's thread waiting for that lock, which
+    only this task can release. Inline statements never suspend, so closing directly is safe.
+    """
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    session_class = _InlineSQLiteSession if engine.dialect.name == "sqlite" else AsyncSession
+    return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: committed when the block ends, rolled back if it raises."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported here: Alembic is slow to import and only needed here
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations (synchronous: Alembic's env runs its own event loop for async drivers)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,94 @@
+"""Clients and their registered domains.  A domain belongs to one client (unique in the schema too)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailtickets.directory.validation import (
+    CLIENT_NAME_MAX,
+    FieldConflict,
+    parse_domains,
+    require_name,
+)
+from mailtickets.errors import NotFound
+from mailtickets.models import Client, ClientDomain
+
+
+async def create_client(session: AsyncSession, name: str, domains: list[str] | None = None) -> Client:
+    """A new client with its domains; Conflict when the name or a domain is taken."""
+    name = require_name(name, max_length=CLIENT_NAME_MAX)
+    wanted = parse_domains(domains or [])
+    existing = await session.scalar(select(Client).where(Client.name == name))
+    if existing is not None:
+        raise FieldConflict(f"a client named {name!r} already exists (id {existing.id})", {"name": "taken"})
+    for domain in wanted:
+        await _check_domain_free(session, domain, None)
+    client = Client(name=name, domains=[ClientDomain(domain=d) for d in wanted])
+    session.add(client)
+    await _flush(session)
+    await session.refresh(client)
+    return client
+
+
+async def add_domain(session: AsyncSession, client_id: int, domain: str) -> ClientDomain:
+    """Register one more domain for a client (idempotent when the client already has it)."""
+    client = await get_client(session, client_id)
+    (normalized,) = parse_domains([domain])
+    for known in client.domains:
+        if known.domain == normalized:
+            return known
+    await _check_domain_free(session, normalized, client.id)
+    row = ClientDomain(client_id=client.id, domain=normalized)
+    session.add(row)
+    await _flush(session)
+    await session.refresh(client, ["domains"])
+    return row
+
+
+async def remove_domain(session: AsyncSession, client_id: int, domain: str) -> None:
+    client = await get_client(session, client_id)
+    (normalized,) = parse_domains([domain])
+    for known in client.domains:
+        if known.domain == normalized:
+            await session.delete(known)
+            await session.flush()
+            await session.refresh(client, ["domains"])
+            return
+    raise NotFound(f"client {client.name!r} has no domain {normalized}")
+
+
+async def get_client(session: AsyncSession, client_id: int) -> Client:
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise NotFound(f"no client with id {client_id}")
+    return client
+
+
+async def get_client_by_name(session: AsyncSession, name: str) -> Client:
+    client = await session.scalar(select(Client).where(Client.name == name.strip()))
+    if client is None:
+        raise NotFound(f"no client named {name!r}")
+    return client
+
+
+async def list_clients(session: AsyncSession, *, limit: int | None = None, offset: int = 0) -> list[Client]:
+    query = select(Client).order_by(Client.id).offset(offset).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def _check_domain_free(session: AsyncSession, domain: str, client_id: int | None) -> None:
+    owner = await session.scalar(select(ClientDomain).where(ClientDomain.domain == domain))
+    if owner is not None and owner.client_id != client_id:
+        other = await session.get(Client, owner.client_id)
+        who = other.name if other is not None else f"client {owner.client_id}"
+        raise FieldConflict(f"domain {domain} already belongs to {who!r}", {"domains": f"{domain} is taken"})
+
+
+async def _flush(session: AsyncSession) -> None:
+    # The checks above give the friendly message; the unique indexes catch a concurrent writer.
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise FieldConflict("a client with this name or domain already exists", {"name": "taken"}) from exc

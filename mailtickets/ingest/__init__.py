@@ -1,0 +1,1 @@
+"""Intake: the ways raw messages reach the pipeline (pipe/files, IMAP IDLE, LMTP)."""

@@ -1,0 +1,1 @@
+"""Scheduled jobs that run inside `mailtickets run` and can be run once by hand."""

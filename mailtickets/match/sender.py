@@ -1,0 +1,71 @@
+"""Match a From address to a contact (by address) or to a client (by registered domain)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailtickets.models import Client, ClientDomain, Contact
+
+MatchedBy = Literal["contact", "domain", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SenderMatch:
+    address: str
+    matched_by: MatchedBy
+    contact: Contact | None = None
+    client: Client | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.matched_by != "unknown"
+
+    @property
+    def client_id(self) -> int | None:
+        return self.client.id if self.client else None
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower().rstrip(".")
+
+
+def candidate_domains(domain: str) -> list[str]:
+    """The domain and its parents down to two labels: mail.acme.example → [mail.acme.example, acme.example]."""
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(max(len(labels) - 1, 1))]
+
+
+def normalise_domain(domain: str) -> str:
+    """Lower-case, IDNA-encoded for non-ASCII names, as client domains are stored."""
+    domain = domain.strip().lower().rstrip(".")
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
+
+
+async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
+    """The From address (never the display name), compared case-insensitively."""
+    address = address.lower()
+    contact = await session.scalar(select(Contact).where(func.lower(Contact.email) == address))
+    if contact is not None and contact.active:
+        return SenderMatch(address, "contact", contact=contact, client=contact.client)
+    client = await client_for_domain(session, domain_of(address))
+    if client is not None:
+        return SenderMatch(address, "domain", contact=contact, client=client)
+    return SenderMatch(address, "unknown", contact=contact)
+
+
+async def client_for_domain(session: AsyncSession, domain: str) -> Client | None:
+    domains = candidate_domains(normalise_domain(domain))
+    rows = (
+        await session.execute(
+            select(ClientDomain.domain, Client).join(Client).where(ClientDomain.domain.in_(domains))
+        )
+    ).all()
+    by_domain = {row[0]: row[1] for row in rows}
+    return next((by_domain[d] for d in domains if d in by_domain), None)

@@ -1,0 +1,380 @@
+"""The one data model (SQLAlchemy 2 typed ORM).
+
+Constraints that protect data live here, in the schema: contact and agent emails are unique
+case-insensitively, a ticket number is unique per prefix, an inbound message is stored once per
+dedupe key, and a domain belongs to one client.  Schema changes go through Alembic
+(`mailtickets/migrations`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no zone and returns naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    WORKING = "working"
+    HOLD = "hold"
+    AUTO_CLOSE = "auto-close"
+    CLOSED = "closed"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    REPLIED = "replied"
+    REOPENED = "reopened"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+    DROPPED = "dropped"
+
+
+class QuarantineState(enum.StrEnum):
+    HELD = "held"
+    RELEASED = "released"
+    DISCARDED = "discarded"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _enum(cls: type[enum.StrEnum], length: int = 16) -> Enum:
+    # Stored as plain strings (no native ENUM type) so that adding a value needs no type migration.
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Client(Timestamped, Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    domains: Mapped[list[ClientDomain]] = relationship(
+        back_populates="client", cascade="all, delete-orphan", lazy="selectin", order_by="ClientDomain.domain"
+    )
+
+
+class ClientDomain(Base):
+    __tablename__ = "client_domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    # Stored lower-case (IDNA for non-ASCII); unique: a domain belongs to exactly one client.
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+
+    client: Mapped[Client] = relationship(back_populates="domains")
+
+
+class Contact(Timestamped, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("uq_contacts_email_lower", func.lower("email"), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(191))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    extension: Mapped[str | None] = mapped_column(String(32))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(128))
+    notes: Mapped[str | None] = mapped_column(Text)
+    important: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    billing: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    technical: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    auth_method: Mapped[str] = mapped_column(String(8), default="local", server_default="local")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    external_id: Mapped[str | None] = mapped_column(String(191), unique=True)
+
+    client: Mapped[Client | None] = relationship(lazy="joined")
+
+
+class Agent(Timestamped, Base):
+    __tablename__ = "agents"
+    __table_args__ = (Index("uq_agents_email_lower", func.lower("email"), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(191))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+
+
+class TicketCounter(Base):
+    """Next ticket number per prefix, bumped with UPDATE … RETURNING so instances never clash."""
+
+    __tablename__ = "ticket_counters"
+
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Timestamped, Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("prefix", "number", name="uq_tickets_prefix_number"),
+        Index("ix_tickets_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32))
+    number: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(998))
+    description: Mapped[str] = mapped_column(Text, default="")
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="RESTRICT"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"), index=True)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.MEDIUM)
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.OPEN)
+    category: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    assigned_agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    closed_at: Mapped[datetime | None] = mapped_column()
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # Auto-close countdown: when the ticket entered auto-close (or last heard from the client) and
+    # when the chaser went out.  A client reply clears both.
+    autoclose_since: Mapped[datetime | None] = mapped_column()
+    chaser_sent_at: Mapped[datetime | None] = mapped_column()
+    suppress_acknowledgement: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+    client: Mapped[Client | None] = relationship(lazy="joined")
+    contact: Mapped[Contact | None] = relationship(lazy="joined")
+    assigned_agent: Mapped[Agent | None] = relationship(lazy="joined")
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id", lazy="raise"
+    )
+
+    @property
+    def reference(self) -> str:
+        return f"{self.prefix}{self.number}"
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    author_email: Mapped[str | None] = mapped_column(String(320))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # Message-IDs are stored without angle brackets; indexed because threading looks them up.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(998))
+    to_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    cc_addresses: Mapped[list[Any]] = mapped_column(default=list)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_text_new: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    inbound_mail_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_mail.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("ticket_messages.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    message: Mapped[TicketMessage] = relationship(back_populates="attachments")
+
+
+class InboundMail(Base):
+    """One row per message that reached the pipeline: makes processing idempotent and explains it."""
+
+    __tablename__ = "inbound_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "mid:<message-id>|<sender>" or "sha256:<raw digest>" when the message has no Message-ID.
+    dedupe_key: Mapped[str] = mapped_column(String(1100), unique=True)
+    source: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    raw_size: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    # Raw bytes kept (content-addressed under the data dir) for quarantined and dropped mail.
+    raw_stored: Mapped[bool] = mapped_column(Boolean, default=False)
+    quarantine_state: Mapped[QuarantineState | None] = mapped_column(_enum(QuarantineState))
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class OutboxMail(Base):
+    """A notification written in the same transaction as its cause; delivered later by the sender task."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_state_next", "state", "next_attempt_at"),
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Rule(Base):
+    __tablename__ = "rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    match: Mapped[str] = mapped_column(String(8), default="all")
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    actions: Mapped[list[Any]] = mapped_column(default=list)
+    stop: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class RuleChange(Base):
+    """Audit trail: who changed which rule, when, and what it looked like afterwards."""
+
+    __tablename__ = "rule_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_name: Mapped[str] = mapped_column(String(200), index=True)
+    change: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class MailboxState(Base):
+    """Per IMAP mailbox: the UIDVALIDITY seen and the highest UID fully processed."""
+
+    __tablename__ = "mailbox_state"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # IMAP UIDs and UIDVALIDITY are unsigned 32-bit: beyond PostgreSQL's INTEGER.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Lease(Base):
+    """Which instance consumes a mailbox (or runs a job) right now; others take over when it expires."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column()

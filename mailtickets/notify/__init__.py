@@ -1,0 +1,1 @@
+"""Outgoing mail: templates, the durable outbox, the SMTP sender, signed Message-IDs."""

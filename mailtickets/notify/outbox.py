@@ -1,0 +1,266 @@
+"""The transactional outbox: notifications written in the caller's transaction, sent later.
+
+`enqueue_notifications` turns ticket events into OutboxMail rows (the rendered mail, ready to send)
+and records each mail on the ticket as an outbound TicketMessage, so that replies thread by
+In-Reply-To and the ticket shows what was sent.  A notification exists if and only if its cause
+was committed.  Suppressed mails (machines, our own addresses, rate limits) are logged with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
+
+from mailtickets.clock import Clock
+from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
+from mailtickets.notify import guard
+from mailtickets.notify.message import OutgoingMail, build_message, thread_references, to_bytes
+from mailtickets.notify.msgid import make_message_id
+from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
+from mailtickets.notify.templates import MailContext, TicketView, make_environment, render
+from mailtickets.settings import Settings
+from mailtickets.tickets.events import (
+    AgentReplied,
+    ClientReplied,
+    TicketAssigned,
+    TicketClosed,
+    TicketCreated,
+    TicketEvent,
+)
+
+log = logging.getLogger(__name__)
+
+CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed")  # counted by the per-ticket limit
+
+
+@lru_cache(maxsize=8)
+def _environment(override_dir: Path | None) -> jinja2.Environment:
+    # Templates are compiled once per process; Jinja re-reads a template when its file changes.
+    return make_environment(override_dir)
+
+
+def redact(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+async def enqueue_notifications(
+    session: AsyncSession, settings: Settings, clock: Clock, events: Sequence[TicketEvent]
+) -> None:
+    for event in events:
+        ticket = await session.get(Ticket, event.ticket_id)
+        if ticket is None:
+            log.warning("notification for missing ticket id %s skipped", event.ticket_id)
+            continue
+        planned = plan_notifications(event, await _parties(session, ticket, event), settings)
+        if planned:
+            about = await _about(session, ticket, event)
+            for one in planned:
+                await _enqueue_one(session, settings, clock, about, one)
+
+
+@dataclass(frozen=True, slots=True)
+class _About:
+    """What every mail about one event shares, loaded once per event."""
+
+    ticket: Ticket
+    event: TicketEvent
+    message: TicketMessage | None  # the client's message or the agent's reply the event is about
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _About:
+    in_reply_to, references = await _thread(session, ticket.id)
+    return _About(ticket, event, await _event_message(session, event), in_reply_to, references)
+
+
+async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> TicketParties:
+    contact = None
+    if ticket.contact is not None and ticket.contact.email:
+        contact = Person(ticket.contact.email, ticket.contact.name)
+    else:
+        first = await session.scalar(
+            select(TicketMessage.author_email)
+            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.direction == Direction.INBOUND)
+            .order_by(TicketMessage.id)
+            .limit(1)
+        )
+        contact = Person(first) if first else None
+    agent = ticket.assigned_agent
+    event_agent = None
+    if isinstance(event, TicketAssigned):
+        named = await session.get(Agent, event.agent_id)
+        event_agent = Person(named.email, named.name) if named is not None and named.active else None
+    return TicketParties(
+        contact=contact,
+        assigned_agent=Person(agent.email, agent.name) if agent is not None and agent.active else None,
+        event_agent=event_agent,
+        suppress_acknowledgement=ticket.suppress_acknowledgement,
+    )
+
+
+async def _thread(session: AsyncSession, ticket_id: int) -> tuple[str | None, tuple[str, ...]]:
+    """The client's latest message id (In-Reply-To) and the References list of the ticket's thread."""
+    rows = (
+        await session.execute(
+            select(TicketMessage.message_id, TicketMessage.direction)
+            .where(TicketMessage.ticket_id == ticket_id, TicketMessage.message_id.is_not(None))
+            .where(TicketMessage.public.is_(True))
+            .order_by(TicketMessage.id)
+        )
+    ).all()
+    ids = [str(mid) for mid, _ in rows]
+    inbound = [str(mid) for mid, direction in rows if direction == Direction.INBOUND]
+    in_reply_to = inbound[-1] if inbound else None
+    return in_reply_to, thread_references(ids, in_reply_to)
+
+
+async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
+    if isinstance(event, TicketCreated | ClientReplied | AgentReplied) and event.message_id is not None:
+        # Attachments are not needed for a notification: skip their eager load.
+        return await session.get(TicketMessage, event.message_id, options=[lazyload(TicketMessage.attachments)])
+    return None
+
+
+def _context(
+    settings: Settings, ticket: Ticket, event: TicketEvent, planned: Planned, message: TicketMessage | None
+) -> MailContext:
+    contact = ticket.contact
+    text = ""
+    if message is not None:
+        text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
+    agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
+    if message is not None and isinstance(event, AgentReplied):
+        agent_name = message.author_name or agent_name
+    return MailContext(
+        ticket=TicketView(ticket.reference, ticket.subject, str(ticket.status), str(ticket.priority)),
+        support_address=settings.support_address,
+        recipient_name=planned.to.name,
+        contact_name=contact.name if contact is not None else "",
+        contact_email=contact.email or "" if contact is not None else "",
+        client_name=ticket.client.name if ticket.client is not None else "",
+        agent_name=agent_name,
+        message_text=text,
+        reopened=isinstance(event, ClientReplied) and event.reopened,
+        automatic=isinstance(event, TicketClosed) and event.automatic,
+        close_in_hours=round(max(settings.autoclose_close_hours - settings.autoclose_chaser_hours, 0)),
+    )
+
+
+async def recent_counts(
+    session: AsyncSession, settings: Settings, recipient: str, ticket_id: int, now: datetime
+) -> guard.RecentCounts:
+    """Automatic mails queued in the short and long windows, to `recipient` and to the ticket's client.
+
+    Fetches the few recent rows and counts them here: the limits keep them few, and a plain SELECT
+    is much cheaper to build per mail than four conditional aggregates.
+    """
+    long_ = now - timedelta(minutes=settings.auto_mail_window_long_minutes)
+    rows = (
+        await session.execute(
+            select(OutboxMail.recipient, OutboxMail.ticket_id, OutboxMail.kind, OutboxMail.created_at).where(
+                OutboxMail.automatic.is_(True),
+                OutboxMail.created_at >= long_,
+                or_(OutboxMail.recipient == recipient, OutboxMail.ticket_id == ticket_id),
+            )
+        )
+    ).all()
+    short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
+    to_recipient = [at for rcpt, _, _, at in rows if rcpt == recipient]
+    to_client = [at for _, tid, kind, at in rows if tid == ticket_id and kind in CLIENT_KINDS]
+    return guard.RecentCounts(
+        recipient_short=sum(at >= short for at in to_recipient),
+        recipient_long=len(to_recipient),
+        ticket_short=sum(at >= short for at in to_client),
+        ticket_long=len(to_client),
+    )
+
+
+async def _suppressed(
+    session: AsyncSession, settings: Settings, ticket: Ticket, planned: Planned, now: datetime
+) -> str | None:
+    address = planned.to.email.lower()
+    reason = guard.suppression_reason(address, settings, automatic=planned.automatic, internal=planned.internal)
+    if reason is None and planned.automatic:
+        counts = await recent_counts(session, settings, address, ticket.id, now)
+        reason = guard.rate_limit_reason(counts, settings)
+    return reason
+
+
+async def _enqueue_one(
+    session: AsyncSession, settings: Settings, clock: Clock, about: _About, planned: Planned
+) -> None:
+    now, ticket = clock.now(), about.ticket
+    reason = await _suppressed(session, settings, ticket, planned, now)
+    if reason is not None:
+        log.info(
+            "notification %s for %s to %s suppressed: %s",
+            planned.kind,
+            ticket.reference,
+            redact(planned.to.email),
+            reason,
+        )
+        return
+    mail = _outgoing(settings, about, planned, now)
+    session.add(
+        OutboxMail(
+            kind=planned.kind,
+            ticket_id=ticket.id,
+            recipient=planned.to.email.lower(),
+            message_id=mail.message_id,
+            automatic=planned.automatic,
+            raw=to_bytes(build_message(mail)),
+            state=OutboxState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    reply = about.message if isinstance(about.event, AgentReplied) else None
+    _record_on_ticket(session, ticket, planned, mail, reply)
+    log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
+
+
+def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime) -> OutgoingMail:
+    context = _context(settings, about.ticket, about.event, planned, about.message)
+    rendered = render(_environment(settings.templates_dir), planned.kind, context)
+    return OutgoingMail(
+        sender=settings.support_address,
+        to_address=planned.to.email,
+        to_name=planned.to.name,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=make_message_id(about.ticket.reference, settings.secret_key, settings.own_message_id_domain),
+        date=now,
+        ticket_ref=about.ticket.reference,
+        auto_submitted=planned.auto_submitted,
+        in_reply_to=about.in_reply_to,
+        references=about.references,
+    )
+
+
+def _record_on_ticket(
+    session: AsyncSession, ticket: Ticket, planned: Planned, mail: OutgoingMail, reply: TicketMessage | None
+) -> None:
+    """Store what was sent on the ticket; an agent's reply is already there and only gets its ids."""
+    row = reply or TicketMessage(ticket_id=ticket.id, direction=Direction.OUTBOUND, body_text=mail.text)
+    row.public = not planned.internal
+    row.message_id = mail.message_id
+    row.in_reply_to = mail.in_reply_to
+    row.references = " ".join(mail.references) or None
+    row.subject = mail.subject
+    row.to_addresses = [mail.to_address]
+    if reply is None:
+        row.author_email = mail.sender
+        session.add(row)

@@ -1,0 +1,118 @@
+"""Email templates: Jinja2, one subject, text and HTML template per kind of notification.
+
+Templates live in ``templates/emails/`` (shipped inside the package as ``mailtickets/templates``);
+an admin's folder (``settings.templates_dir``) is searched first, file by file.  HTML is autoescaped;
+StrictUndefined turns a misspelt variable into an error, and ``mailtickets templates check`` renders
+every template with a sample context so that the error shows up at deploy time, not in a customer's mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "emails"
+
+# Every kind of mail we send; each needs <kind>.subject.txt, <kind>.txt and <kind>.html.
+KINDS = ("acknowledgement", "new_ticket", "assigned", "client_reply", "agent_reply", "chaser", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    reference: str
+    subject: str
+    status: str
+    priority: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailContext:
+    """Everything a template may use; the same names for every kind, so a template can use any."""
+
+    ticket: TicketView
+    support_address: str
+    recipient_name: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
+    client_name: str = ""
+    agent_name: str = ""
+    message_text: str = ""  # the message the mail is about: the client's request or the agent's reply
+    reopened: bool = False
+    automatic: bool = False
+    close_in_hours: int = 0
+    subject_line: str = ""  # filled in after the subject is rendered, for the HTML <title>
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateError(ValueError):
+    """A template is missing, malformed or uses an undefined variable."""
+
+
+def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
+    search = [str(override_dir)] if override_dir is not None else []
+    search.append(str(BUILTIN_DIR))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+def _one_line(text: str) -> str:
+    # A subject template may wrap; a header must not.
+    return " ".join(text.split())
+
+
+def render(env: jinja2.Environment, kind: str, context: MailContext) -> Rendered:
+    """Render the three templates of `kind`; raises TemplateError instead of sending a broken mail."""
+    try:
+        values: dict[str, Any] = asdict(context)
+        subject = _one_line(env.get_template(f"{kind}.subject.txt").render(values))
+        values["subject_line"] = subject
+        text = env.get_template(f"{kind}.txt").render(values)
+        html = env.get_template(f"{kind}.html").render(values)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template {kind}: {exc}") from exc
+    return Rendered(subject=subject, text=text + "\n", html=html + "\n")
+
+
+def sample_context() -> MailContext:
+    return MailContext(
+        ticket=TicketView("TCK-12", "Printer on fire <urgent> & smoking", "open", "high"),
+        support_address="support@helpdesk.example",
+        recipient_name="Zoë Müller",
+        contact_name="Zoë Müller",
+        contact_email="zoe@client.example",
+        client_name="Client & Co",
+        agent_name="Ana Agent",
+        message_text="Hello,\nthe printer is on fire.\n\n> quoted <b>text</b>",
+        reopened=True,
+        automatic=True,
+        close_in_hours=24,
+    )
+
+
+def check_templates(override_dir: Path | None = None) -> dict[str, str | None]:
+    """Render every kind with the sample context: {kind: None when fine, else the error}."""
+    env = make_environment(override_dir)
+    results: dict[str, str | None] = {}
+    for kind in KINDS:
+        for variant in (sample_context(), replace(sample_context(), reopened=False, automatic=False)):
+            try:
+                render(env, kind, variant)
+            except TemplateError as exc:
+                results[kind] = str(exc)
+                break
+        else:
+            results[kind] = None
+    return results

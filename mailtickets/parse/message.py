@@ -1,0 +1,43 @@
+"""The parsed form of one email, as every later stage (matching, rules, tickets) sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAttachment:
+    filename: str  # already made safe: no path separators, control characters or empty names
+    content_type: str
+    payload: bytes
+    content_id: str | None = None  # without angle brackets
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    message_id: str | None  # without angle brackets; None when absent or unusable
+    sender: str | None  # From address, lower-cased; None when missing or unparseable
+    sender_name: str
+    subject: str  # decoded (RFC 2047), unfolded, "" when absent
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    delivered_to: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    return_path: str | None = None  # "" for the null sender <> of bounces
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    # Header names lower-cased, values decoded; every occurrence kept in order.
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    content_type: str = "text/plain"  # of the top-level part, e.g. multipart/report
+    text: str = ""  # the body as plain text (derived from HTML when there is no text part)
+    html: str | None = None  # sanitised HTML, safe to show in a browser
+    attachments: tuple[ParsedAttachment, ...] = ()
+    defects: tuple[str, ...] = ()  # what was wrong with the message and how it was worked around
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None

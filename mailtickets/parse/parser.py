@@ -1,0 +1,195 @@
+"""Raw bytes to ParsedMessage, with mail-parser (stdlib `email` underneath) doing the MIME work.
+
+Every input gives a ParsedMessage: what cannot be read is recorded in `defects`, never raised, so the
+pipeline can always give a message an outcome.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+import mailparser
+
+from mailtickets.parse.attachments import collect_attachments
+from mailtickets.parse.message import ParsedAttachment, ParsedMessage
+from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html
+
+_MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
+_BARE_MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
+MAX_HEADER_VALUE = 4000  # characters kept per header value; longer ones are cut, never refused
+
+
+class UnparseableMessage(ValueError):
+    """Not even the headers could be read: the pipeline quarantines the raw bytes."""
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    try:
+        mail = mailparser.parse_from_bytes(raw)
+    except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
+        raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
+    message: Message = mail.message
+    headers = _decoded_headers(message, _declared_charset(message))
+    defects: list[str] = [_defect_text(d) for d in mail.defects]
+    text, html, body_defects = _body(message)
+    defects.extend(body_defects)
+    attachments = collect_attachments(mail.attachments, defects)
+    sender_name, sender = _first_address(headers.get("from", ()))
+    return ParsedMessage(
+        message_id=_message_id(headers.get("message-id", ())),
+        sender=sender,
+        sender_name=sender_name,
+        subject=headers.get("subject", ("",))[0],
+        to=_addresses(headers.get("to", ())),
+        cc=_addresses(headers.get("cc", ())),
+        delivered_to=_addresses(headers.get("delivered-to", ()) + headers.get("x-original-to", ())),
+        reply_to=_addresses(headers.get("reply-to", ())),
+        return_path=_return_path(headers.get("return-path", ())),
+        in_reply_to=_message_ids(headers.get("in-reply-to", ())),
+        references=_message_ids(headers.get("references", ())),
+        date=_date(headers.get("date", ())),
+        headers=headers,
+        content_type=message.get_content_type(),
+        text=text,
+        html=html,
+        attachments=tuple(attachments),
+        defects=tuple(defects),
+    )
+
+
+def _declared_charset(message: Message) -> str | None:
+    """The first charset the message declares for a text part, used for raw 8-bit header bytes."""
+    for part in message.walk():
+        charset = part.get_content_charset()
+        if charset and part.get_content_maintype() == "text":
+            return charset
+    return None
+
+
+def _decoded_headers(message: Message, fallback_charset: str | None) -> dict[str, tuple[str, ...]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in message.raw_items():
+        text = _decode_header_value(value, fallback_charset)[:MAX_HEADER_VALUE]
+        headers.setdefault(name.lower(), []).append(text)
+    return {name: tuple(values) for name, values in headers.items()}
+
+
+def _decode_header_value(value: object, fallback_charset: str | None) -> str:
+    text = str(value)
+    if not text.isascii():  # raw 8-bit (undeclared charset) or already Unicode: no encoded words to decode
+        return clean_header_text(text, fallback_charset)
+    # An unknown charset or a broken encoded word: keep the raw text.
+    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error):
+        text = str(make_header(decode_header(text)))
+    return clean_header_text(text)
+
+
+def _defect_text(defect: object) -> str:
+    if isinstance(defect, dict):
+        return "; ".join(f"{key}: {', '.join(map(str, value))}" for key, value in defect.items())
+    return str(defect)
+
+
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    found = []
+    for _name, address in getaddresses(list(values)):
+        address = address.strip().lower()
+        if "@" in address and address not in found:
+            found.append(address)
+    return tuple(found)
+
+
+def _first_address(values: tuple[str, ...]) -> tuple[str, str | None]:
+    for name, address in getaddresses(list(values)):
+        address = address.strip().lower()
+        if "@" in address and " " not in address:
+            return clean_header_text(name), address
+    return "", None
+
+
+def _return_path(values: tuple[str, ...]) -> str | None:
+    if not values:
+        return None
+    value = values[-1].strip()
+    if value in ("<>", ""):
+        return ""
+    addresses = _addresses((value,))
+    return addresses[0] if addresses else value.strip("<>").lower()
+
+
+def _message_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values:
+        ids = _MESSAGE_ID.findall(value) or [t for t in value.split() if _BARE_MESSAGE_ID.match(t)]
+        found.extend(i for i in ids if i not in found)
+    return tuple(found)
+
+
+def _message_id(values: tuple[str, ...]) -> str | None:
+    ids = _message_ids(values[:1])
+    return ids[0] if ids else None
+
+
+def _date(values: tuple[str, ...]) -> datetime | None:
+    if not values:
+        return None
+    try:
+        parsed = parsedate_to_datetime(values[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _body(message: Message) -> tuple[str, str | None, list[str]]:
+    """Plain text preferred; from HTML-only mail the text is derived. HTML is returned sanitised."""
+    plain: list[str] = []
+    html: list[str] = []
+    defects: list[str] = []
+    for part in _text_parts(message):
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        text, note = decode_bytes(payload, part.get_param("charset"))  # type: ignore[arg-type]
+        if note:
+            defects.append(f"{part.get_content_type()}: {note}")
+        (html if part.get_content_subtype() == "html" else plain).append(text)
+    sanitised = sanitise_html("\n".join(html)) if html else None
+    if plain:
+        return "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n"), sanitised, defects
+    return (html_to_text(sanitised) if sanitised else ""), sanitised, defects
+
+
+def _text_parts(part: Message) -> Iterator[Message]:
+    """Body text parts, in order: not attachments, not inside an attached or forwarded message."""
+    if part.get_content_maintype() == "message":
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        children = [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+        if part.get_content_subtype() == "alternative":
+            children = _preferred_alternative(children)
+        for child in children:
+            yield from _text_parts(child)
+        return
+    if part.get_content_maintype() != "text" or part.get_content_subtype() not in ("plain", "html"):
+        return
+    if part.get_content_disposition() == "attachment" or part.get_filename():
+        return
+    yield part
+
+
+def _preferred_alternative(children: list[Message]) -> list[Message]:
+    # Prefer text/plain, but keep the HTML too: it is stored (sanitised) for display.
+    plain = [c for c in children if c.get_content_type() == "text/plain"]
+    rest = [c for c in children if c.get_content_type() != "text/plain"]
+    return plain + rest
+
+
+__all__ = ["ParsedAttachment", "UnparseableMessage", "parse_message"]

@@ -1,0 +1,202 @@
+"""The pipeline: one raw message in, one committed outcome out.
+
+parse → dedupe → automatic/own mail → match sender → thread → rules → ticket or reply → notifications,
+all in ONE transaction with the inbound-mail record, so a crash leaves either nothing or all of it, and
+the same message arriving again (another mailbox, a retry after a crash) is a `duplicate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets.clock import Clock, SystemClock
+from mailtickets.db import transaction
+from mailtickets.errors import Conflict, NotFound, TemporaryError
+from mailtickets.ingest.result import IngestResult
+from mailtickets.metrics import Metrics, observed_ingest
+from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
+from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.parser import UnparseableMessage, parse_message
+from mailtickets.pipeline_steps import Context, Decision, decide, decide_release, facts_for, record_events
+from mailtickets.rules.store import RuleCache
+from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
+
+log = logging.getLogger(__name__)
+
+INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which then sees its row
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    raw: bytes
+    source: str
+    sha256: str
+
+
+class Pipeline:
+    metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock | None = None,
+        *,
+        notify: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock or SystemClock()
+        self.files = FileStore(settings.attachments_dir)
+        self.raw_store = FileStore(settings.raw_dir)
+        self.rules = RuleCache()
+        # False for imports of old mail (backfill): tickets are made, nobody is mailed about them.
+        self.notify = notify
+
+    @observed_ingest
+    async def ingest(self, raw: bytes, source: str) -> IngestResult:
+        received = Received(raw, source, hashlib.sha256(raw).hexdigest())
+        parsed, problem = self._parse(raw)
+
+        async def work(session: AsyncSession) -> IngestResult:
+            return await self._process(session, received, parsed, problem)
+
+        result = await self._in_transaction(work)
+        self._log(result, received)
+        return result
+
+    async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
+        """Ingest a held message as if its sender were known (optionally for a given client)."""
+
+        async def work(session: AsyncSession) -> IngestResult:
+            held = await held_message(session, inbound_id)
+            raw = self.raw_store.get(held.raw_sha256)
+            parsed = parse_message(raw)
+            client = await session.get(Client, client_id) if client_id is not None else None
+            if client_id is not None and client is None:
+                raise NotFound(f"no client with id {client_id}")
+            held.quarantine_state = QuarantineState.RELEASED
+            held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
+            await session.flush()
+            context = Context(session, self.settings, self.clock, self.files, parsed, held.source)
+            decision = await decide_release(context, client)
+            return await self._commit_decision(
+                session,
+                Received(raw, held.source, held.raw_sha256),
+                parsed,
+                dedupe_key(parsed, held.raw_sha256),
+                decision,
+            )
+
+        return await self._in_transaction(work)
+
+    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[IngestResult]]) -> IngestResult:
+        for attempt in range(INTEGRITY_RETRIES):
+            try:
+                async with transaction(self.sessions) as session:
+                    return await work(session)
+            except IntegrityError:
+                if attempt == INTEGRITY_RETRIES - 1:
+                    raise
+            except (OperationalError, DBAPIError, OSError) as exc:
+                raise TemporaryError(f"store unavailable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable: the last attempt re-raises")
+
+    def _log(self, result: IngestResult, received: Received) -> None:
+        source = received.source
+        log.info(
+            "message %s from %s: %s %s%s",
+            result.message_id or f"sha256:{received.sha256[:12]}",
+            source,
+            result.outcome.value,
+            result.ticket or "-",
+            f" ({result.reason})" if result.reason else "",
+        )
+
+    def _parse(self, raw: bytes) -> tuple[ParsedMessage | None, str | None]:
+        if len(raw) > self.settings.max_message_bytes:
+            return None, f"too large: {len(raw)} bytes, limit {self.settings.max_message_bytes}"
+        try:
+            return parse_message(raw), None
+        except UnparseableMessage as exc:
+            return None, str(exc)
+
+    async def _process(
+        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, problem: str | None
+    ) -> IngestResult:
+        key = dedupe_key(parsed, received.sha256)
+        existing = await session.scalar(select(InboundMail).where(InboundMail.dedupe_key == key))
+        if existing is not None:
+            original = await session.get(Ticket, existing.ticket_id) if existing.ticket_id else None
+            return IngestResult(
+                Outcome.DUPLICATE,
+                original.reference if original else None,
+                f"already processed as {existing.outcome.value}",
+                parsed.message_id if parsed else None,
+            )
+        if parsed is None:
+            decision = Decision(Outcome.QUARANTINED, reason=problem)
+        else:
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            decision = await decide(context, await self.rules.active_rules(session))
+        return await self._commit_decision(session, received, parsed, key, decision)
+
+    async def _commit_decision(
+        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+    ) -> IngestResult:
+        record = self._record(received, parsed, key, decision)
+        session.add(record)
+        await session.flush()
+        if decision.message is not None:
+            decision.message.inbound_mail_id = record.id
+        if self.notify:
+            await record_events(session, self.settings, self.clock, decision.events)
+        return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
+
+    def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:
+        keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
+        if keep_raw:
+            self.raw_store.put_with_digest(received.raw, received.sha256)
+        return InboundMail(
+            dedupe_key=key,
+            source=received.source[:200],
+            message_id=parsed.message_id if parsed else None,
+            sender=parsed.sender[:320] if parsed and parsed.sender else None,
+            subject=parsed.subject[:998] if parsed else None,
+            raw_sha256=received.sha256,
+            raw_size=len(received.raw),
+            outcome=decision.outcome,
+            reason=decision.reason,
+            ticket_id=decision.ticket.id if decision.ticket else None,
+            raw_stored=keep_raw,
+            quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
+            received_at=self.clock.now(),
+        )
+
+
+async def held_message(session: AsyncSession, inbound_id: int) -> InboundMail:
+    held = await session.get(InboundMail, inbound_id, with_for_update=True)
+    if held is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    if held.quarantine_state != QuarantineState.HELD or not held.raw_stored:
+        state = held.quarantine_state.value if held.quarantine_state else held.outcome.value
+        raise Conflict(f"message {inbound_id} is not held in quarantine (it is {state})")
+    return held
+
+
+__all__ = ["Pipeline", "dedupe_key", "facts_for", "held_message"]
+
+
+def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
+    """Same Message-ID from the same sender is the same message, whichever mailbox it came in on."""
+    if parsed is None or parsed.message_id is None:
+        return f"sha256:{sha256}"
+    return f"mid:{parsed.message_id}|{parsed.sender or ''}"[:1100]

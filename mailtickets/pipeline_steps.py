@@ -1,0 +1,239 @@
+"""The decisions of the pipeline for one parsed message, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailtickets.clock import Clock
+from mailtickets.errors import InvalidInput
+from mailtickets.match.sender import SenderMatch, match_sender
+from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
+from mailtickets.notify.guard import is_own_address, is_own_mail
+from mailtickets.notify.outbox import enqueue_notifications
+from mailtickets.parse.automatic import automatic_reason
+from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.references import clean_subject
+from mailtickets.parse.text import strip_quoted
+from mailtickets.rules.apply import TicketOverrides, resolve
+from mailtickets.rules.compile import CompiledRule
+from mailtickets.rules.engine import RuleDecision, evaluate
+from mailtickets.rules.facts import MessageFacts
+from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
+from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
+from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
+from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
+
+MAX_DESCRIPTION_CHARS = 100_000
+
+
+@dataclass(slots=True)
+class Decision:
+    outcome: Outcome
+    reason: str | None = None
+    ticket: Ticket | None = None
+    message: TicketMessage | None = None
+    events: list[TicketEvent] = field(default_factory=list)
+
+    @property
+    def reference(self) -> str | None:
+        return self.ticket.reference if self.ticket is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    session: AsyncSession
+    settings: Settings
+    clock: Clock
+    files: FileStore
+    parsed: ParsedMessage
+    source: str
+
+
+async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
+    parsed, settings = context.parsed, context.settings
+    if parsed.sender is None:
+        return Decision(Outcome.QUARANTINED, reason="no usable From address")
+    if is_own_mail(parsed.headers, settings) or is_own_sender(parsed.sender, settings):
+        return Decision(Outcome.DROPPED, reason=f"our own mail coming back (from {parsed.sender})")
+    automatic = automatic_reason(parsed)
+    sender = await match_sender(context.session, parsed.sender)
+    ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
+    if ruling is not None and ruling.ends_processing:
+        return _ruled_out(ruling)
+    if automatic:
+        return Decision(Outcome.DROPPED, reason=f"automatic mail ({automatic})")
+    overrides = await resolve(context.session, ruling) if ruling is not None else TicketOverrides()
+    if overrides.client is not None and not sender.known:
+        sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=overrides.client)
+    thread = await find_thread(context.session, parsed, settings)
+    if thread is not None:
+        return await _threaded(context, thread, sender, overrides)
+    if not sender.known:
+        outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
+        return Decision(outcome, reason=f"unknown sender {parsed.sender} and no ticket reference")
+    return await _new_ticket(context, sender, overrides)
+
+
+async def decide_release(context: Context, client: Client | None) -> Decision:
+    """An admin vouches for a held message: no sender, rule or automatic-mail checks, optionally a client."""
+    parsed = context.parsed
+    if parsed.sender is None:
+        raise InvalidInput("the message has no From address to open a ticket for", {"sender": "missing"})
+    sender = await match_sender(context.session, parsed.sender)
+    if client is not None or not sender.known:
+        chosen = client or sender.client
+        sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=chosen)
+    thread = await find_thread(context.session, parsed, context.settings)
+    if thread is not None:
+        return await _reply(context, thread, sender, TicketOverrides())
+    return await _new_ticket(context, sender, TicketOverrides(), note="released from quarantine")
+
+
+def facts_from(parsed: ParsedMessage, source: str, sender: SenderMatch, automatic: str | None) -> MessageFacts:
+    return MessageFacts(
+        parsed=parsed,
+        mailbox=source,
+        client_name=sender.client.name if sender.client is not None else None,
+        contact_email=sender.contact.email if sender.contact is not None and sender.known else None,
+        sender_known=sender.known,
+        automatic_reason=automatic,
+    )
+
+
+async def facts_for(session: AsyncSession, parsed: ParsedMessage, source: str) -> MessageFacts:
+    """What the rules would see of this message now (the dry run uses it; it writes nothing)."""
+    sender = await match_sender(session, parsed.sender) if parsed.sender else SenderMatch("", "unknown")
+    return facts_from(parsed, source, sender, automatic_reason(parsed))
+
+
+def _ruled_out(ruling: RuleDecision) -> Decision:
+    rule = ", ".join(ruling.matched_rules)
+    if ruling.quarantine_reason is not None:
+        return Decision(Outcome.QUARANTINED, reason=f"rule {rule}: {ruling.quarantine_reason}")
+    return Decision(Outcome.DROPPED, reason=f"rule {rule}: {ruling.drop_reason}")
+
+
+async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
+    if await may_write(context.session, thread, sender):
+        return await _reply(context, thread, sender, overrides)
+    if not sender.known:
+        return Decision(
+            Outcome.QUARANTINED,
+            reason=f"sender {sender.address} may not write into {thread.ticket.reference}",
+        )
+    # A known sender quoting somebody else's ticket number gets a ticket of their own.
+    return await _new_ticket(context, sender, overrides, note=f"quoted {thread.ticket.reference}, not theirs")
+
+
+def is_own_sender(address: str, settings: Settings) -> bool:
+    """Our support address or an alias, also plus-addressed (support+TCK-1@…). Agents may share our domain."""
+    local, _, domain = address.partition("@")
+    unplussed = f"{local.partition('+')[0]}@{domain}"
+    return is_own_address(address, settings, include_domain=False) or is_own_address(
+        unplussed, settings, include_domain=False
+    )
+
+
+async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
+    ticket = thread.ticket
+    if ticket.status == TicketStatus.CLOSED:
+        if not _may_reopen(context, ticket):
+            return await _new_ticket(context, sender, overrides, linked=ticket)
+        ticket.status = TicketStatus.OPEN
+        ticket.closed_at = None
+        outcome = Outcome.REOPENED
+    else:
+        outcome = Outcome.REPLIED
+    if ticket.status in (TicketStatus.AUTO_CLOSE, TicketStatus.HOLD):
+        ticket.status = TicketStatus.OPEN  # the client answered: the countdown or the wait is over
+    ticket.autoclose_since = None
+    ticket.chaser_sent_at = None
+    ticket.updated_at = context.clock.now()
+    # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
+    contact = await _contact_for(context, sender) if sender.known else None
+    message = await _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
+    event = ClientReplied(ticket.id, message.id, reopened=outcome == Outcome.REOPENED)
+    return Decision(outcome, reason=f"threaded by {thread.threaded_by}", ticket=ticket, message=message, events=[event])
+
+
+def _may_reopen(context: Context, ticket: Ticket) -> bool:
+    policy = context.settings.reopen_policy
+    if policy == "always-reopen":
+        return True
+    if policy == "new-linked":
+        return False
+    if ticket.closed_at is None:
+        return True
+    window = timedelta(days=context.settings.reopen_window_days)
+    return context.clock.now() - ticket.closed_at <= window
+
+
+async def _new_ticket(
+    context: Context,
+    sender: SenderMatch,
+    overrides: TicketOverrides,
+    linked: Ticket | None = None,
+    note: str | None = None,
+) -> Decision:
+    parsed = context.parsed
+    contact = overrides.contact or await _contact_for(context, sender)
+    client = overrides.client or (contact.client if contact.client_id is not None else sender.client)
+    new = NewTicket(
+        subject=clean_subject(parsed.subject, context.settings.ticket_prefix),
+        description=parsed.text[:MAX_DESCRIPTION_CHARS],
+        client_id=client.id if client is not None else None,
+        contact_id=contact.id,
+        priority=overrides.priority or Priority.MEDIUM,
+        category=overrides.category,
+        status=overrides.status or TicketStatus.OPEN,
+        tags=overrides.tags,
+        assigned_agent_id=overrides.agent.id if overrides.agent is not None else None,
+        linked_ticket_id=linked.id if linked else None,
+        suppress_acknowledgement=overrides.suppress_acknowledgement,
+    )
+    ticket = await create_ticket(context.session, context.settings.ticket_prefix, new, context.clock.now())
+    # Hand the new ticket its people now: notifications read them, and asyncio forbids lazy loads.
+    ticket.contact, ticket.client, ticket.assigned_agent = contact, client, overrides.agent
+    message = await _add_message(context, ticket, contact, parsed.text.strip())
+    reason = f"follow-up to closed {linked.reference}" if linked else note
+    events: list[TicketEvent] = [TicketCreated(ticket.id, message.id, acknowledge=not new.suppress_acknowledgement)]
+    if overrides.agent is not None:
+        events.append(TicketAssigned(ticket.id, overrides.agent.id, previous_agent_id=None))
+    return Decision(Outcome.CREATED, reason=reason, ticket=ticket, message=message, events=events)
+
+
+async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
+    """The sender's contact; an unknown address at a client's domain becomes a contact of that client."""
+    if sender.contact is not None:
+        return sender.contact
+    parsed = context.parsed
+    contact = Contact(
+        client=sender.client,
+        name=(parsed.sender_name or sender.address.partition("@")[0])[:64],
+        email=sender.address,
+        created_at=context.clock.now(),
+        updated_at=context.clock.now(),
+    )
+    context.session.add(contact)
+    await context.session.flush()
+    return contact
+
+
+async def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_text: str) -> TicketMessage:
+    contact_id = contact.id if contact is not None else None
+    message = inbound_message(context.parsed, ticket, new_text, contact_id, context.clock.now())
+    store_attachments(message, context.parsed, context.files)
+    context.session.add(message)
+    await context.session.flush()
+    return message
+
+
+async def record_events(session: AsyncSession, settings: Settings, clock: Clock, events: list[TicketEvent]) -> None:
+    """Notifications for what just happened, written in the same transaction (the outbox)."""
+    if events:
+        await enqueue_notifications(session, settings, clock, events)

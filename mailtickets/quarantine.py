@@ -1,0 +1,60 @@
+"""The quarantine: messages held with their raw bytes and a reason, until an admin releases or discards them.
+
+Releasing goes through the pipeline (`Pipeline.release`), so a released message becomes a ticket or a
+reply exactly like any other, in one transaction with the change of state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailtickets.models import InboundMail, QuarantineState
+from mailtickets.parse.parser import UnparseableMessage, parse_message
+from mailtickets.pipeline import held_message
+from mailtickets.storage import FileStore
+
+PREVIEW_CHARS = 2000
+
+
+def held_summary(record: InboundMail) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "received_at": record.received_at.isoformat() if record.received_at else None,
+        "source": record.source,
+        "sender": record.sender,
+        "subject": record.subject,
+        "message_id": record.message_id,
+        "reason": record.reason,
+        "size": record.raw_size,
+        "state": record.quarantine_state.value if record.quarantine_state else None,
+    }
+
+
+async def list_held(
+    session: AsyncSession, state: QuarantineState | None = QuarantineState.HELD
+) -> list[dict[str, Any]]:
+    query = select(InboundMail).where(InboundMail.quarantine_state.is_not(None)).order_by(InboundMail.id.desc())
+    if state is not None:
+        query = query.where(InboundMail.quarantine_state == state)
+    return [held_summary(r) for r in await session.scalars(query)]
+
+
+async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> dict[str, Any]:
+    """The record plus a readable preview of the message (parsed again from the kept raw bytes)."""
+    record = await held_message(session, inbound_id)
+    raw = raw_store.get(record.raw_sha256)
+    try:
+        parsed = parse_message(raw)
+        preview, to = parsed.text[:PREVIEW_CHARS], list(parsed.to)
+    except UnparseableMessage as exc:
+        preview, to = f"(cannot be parsed: {exc})", []
+    return {**held_summary(record), "to": to, "text": preview}
+
+
+async def discard_held(session: AsyncSession, inbound_id: int) -> None:
+    """Mark as discarded; the raw bytes stay in the store (content-addressed, shared) for audit."""
+    record = await held_message(session, inbound_id)
+    record.quarantine_state = QuarantineState.DISCARDED

@@ -1,0 +1,150 @@
+"""One typed settings object, read once at start-up from MAILTICKETS_* variables and an optional TOML file.
+
+Environment variables win over the TOML file, which wins over the defaults.  Nothing else in the code
+reads the environment: the object is built in the CLI or the composition root and passed down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MEGABYTE = 1024 * 1024
+
+ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
+UnknownSenderPolicy = Literal["quarantine", "drop"]
+
+
+class MailboxSettings(BaseModel):
+    """One IMAP mailbox to watch (the `[[mailboxes]]` tables of the TOML file)."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 993
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    username: str = ""
+    password: str = ""
+    oauth2_token_command: str | None = None
+    folder: str = "INBOX"
+    after_processing: Literal["move", "flag"] = "move"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    poll_interval_seconds: float = 60.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILTICKETS_", extra="forbid", env_nested_delimiter="__")
+
+    # Storage
+    database_url: str = "sqlite+aiosqlite:///./mailtickets.db"
+    data_dir: Path = Path("./mailtickets-data")
+
+    # Tickets and threading
+    ticket_prefix: str = "TCK-"
+    reopen_policy: ReopenPolicy = "reopen-within-window"
+    reopen_window_days: float = 7.0
+    unknown_sender: UnknownSenderPolicy = "quarantine"
+    own_addresses: list[str] = Field(default_factory=list)
+
+    # Limits
+    max_message_bytes: int = 25 * MEGABYTE
+    max_attachment_bytes: int = 25 * MEGABYTE
+    max_attachments: int = 100
+    worker_timeout_seconds: float = 60.0
+
+    # Outgoing mail
+    smtp_url: str = "smtp://127.0.0.1:25"
+    support_address: str = "support@localhost"
+    message_id_domain: str = ""
+    secret_key: str = "change-me"
+    notify_new_tickets_to: list[str] = Field(default_factory=list)
+    notify_client_on_create: bool = True
+    notify_client_on_close: bool = True
+    notify_distribution_on_create: bool = True
+    notify_agent_on_assign: bool = True
+    notify_agent_on_client_reply: bool = True
+    notify_client_on_agent_reply: bool = True
+    notify_client_autoclose_chaser: bool = True
+    templates_dir: Path | None = None
+    auto_mail_limit_short: int = 10
+    auto_mail_window_short_minutes: float = 10.0
+    auto_mail_limit_long: int = 25
+    auto_mail_window_long_minutes: float = 60.0
+    outbox_batch_size: int = 50
+    outbox_max_attempts: int = 12
+
+    # Auto-close
+    autoclose_chaser_hours: float = 48.0
+    autoclose_close_hours: float = 72.0
+    autoclose_interval_seconds: float = 300.0
+
+    # Intake
+    imap_url: str | None = None
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    lmtp_bind: str | None = None
+    idle_renew_seconds: float = 25 * 60.0
+    lease_seconds: float = 30.0
+
+    # HTTP API and operations
+    http_bind: str = "127.0.0.1:8000"
+    contact_mobile_e164: bool = False
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def own_message_id_domain(self) -> str:
+        return self.message_id_domain or self.support_address.rpartition("@")[2] or "localhost"
+
+
+# pydantic-settings reads the TOML path from the class; this holds it only for the duration of load().
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+class ConfigFileError(ValueError):
+    """The TOML file named by --config or MAILTICKETS_CONFIG is missing or malformed."""
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from defaults, the TOML file (if any) and the environment."""
+    path = config_file or os.environ.get("MAILTICKETS_CONFIG") or None
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigFileError(f"config file not found: {path}")
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE["path"] = None

@@ -1,0 +1,135 @@
+"""Writing tickets and their messages: the service layer the pipeline, the CLI and the API share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailtickets.errors import InvalidInput, NotFound
+from mailtickets.models import (
+    Attachment,
+    Direction,
+    Priority,
+    Ticket,
+    TicketCounter,
+    TicketMessage,
+    TicketStatus,
+)
+from mailtickets.parse.message import ParsedMessage
+from mailtickets.storage import FileStore
+
+MAX_SUBJECT_CHARS = 998
+NO_SUBJECT = "(no subject)"
+_REFERENCE = re.compile(r"^\s*(?P<prefix>.*?)(?P<number>\d{1,9})\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    subject: str
+    description: str
+    client_id: int | None
+    contact_id: int | None
+    priority: Priority = Priority.MEDIUM
+    category: str | None = None
+    status: TicketStatus = TicketStatus.OPEN
+    tags: tuple[str, ...] = ()
+    assigned_agent_id: int | None = None
+    linked_ticket_id: int | None = None
+    suppress_acknowledgement: bool = False
+
+
+async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
+    """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = (
+        insert(TicketCounter)
+        .values(prefix=prefix, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[TicketCounter.prefix], set_={"last_number": TicketCounter.last_number + 1}
+        )
+        .returning(TicketCounter.last_number)
+    )
+    return int((await session.execute(upsert)).scalar_one())
+
+
+async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now: datetime) -> Ticket:
+    ticket = Ticket(
+        prefix=prefix,
+        number=await next_ticket_number(session, prefix),
+        subject=(new.subject.strip() or NO_SUBJECT)[:MAX_SUBJECT_CHARS],
+        description=new.description,
+        client_id=new.client_id,
+        contact_id=new.contact_id,
+        priority=new.priority,
+        status=new.status,
+        category=new.category,
+        tags=list(new.tags),
+        assigned_agent_id=new.assigned_agent_id,
+        linked_ticket_id=new.linked_ticket_id,
+        suppress_acknowledgement=new.suppress_acknowledgement,
+        created_at=now,
+        updated_at=now,
+        autoclose_since=now if new.status == TicketStatus.AUTO_CLOSE else None,
+    )
+    session.add(ticket)
+    await session.flush()
+    return ticket
+
+
+def inbound_message(
+    parsed: ParsedMessage, ticket: Ticket, body_text_new: str, contact_id: int | None, now: datetime
+) -> TicketMessage:
+    return TicketMessage(
+        ticket_id=ticket.id,
+        direction=Direction.INBOUND,
+        public=True,
+        author_name=parsed.sender_name or None,
+        author_email=parsed.sender,
+        contact_id=contact_id,
+        message_id=parsed.message_id,
+        in_reply_to=" ".join(parsed.in_reply_to) or None,
+        references=" ".join(parsed.references) or None,
+        subject=parsed.subject[:MAX_SUBJECT_CHARS],
+        to_addresses=list(parsed.to),
+        cc_addresses=list(parsed.cc),
+        body_text=parsed.text,
+        body_text_new=body_text_new,
+        body_html=parsed.html,
+        created_at=now,
+    )
+
+
+def store_attachments(message: TicketMessage, parsed: ParsedMessage, files: FileStore) -> None:
+    for item in parsed.attachments:
+        message.attachments.append(
+            Attachment(
+                filename=item.filename,
+                content_type=item.content_type[:255],
+                size=len(item.payload),
+                sha256=files.put(item.payload),
+                content_id=item.content_id,
+                inline=item.inline,
+            )
+        )
+
+
+def split_reference(reference: str, default_prefix: str) -> tuple[str, int]:
+    """ "TCK-12" → ("TCK-", 12); a bare "12" takes the configured prefix."""
+    match = _REFERENCE.match(reference)
+    if match is None:
+        raise InvalidInput(f"not a ticket reference: {reference!r}", {"ticket": "expected e.g. TCK-12"})
+    return (match.group("prefix") or default_prefix), int(match.group("number"))
+
+
+async def ticket_by_reference(session: AsyncSession, reference: str, default_prefix: str) -> Ticket:
+    prefix, number = split_reference(reference, default_prefix)
+    ticket = await session.scalar(select(Ticket).where(Ticket.prefix == prefix, Ticket.number == number))
+    if ticket is None:
+        raise NotFound(f"no ticket {prefix}{number}")
+    return ticket

@@ -1,0 +1,134 @@
+"""Shared fixtures: a migrated store on SQLite (always) and PostgreSQL (when configured), a clock."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailtickets.clock import ManualClock
+from mailtickets.db import create_engine, session_factory, upgrade
+from mailtickets.models import Base
+from mailtickets.pipeline import Pipeline
+from mailtickets.settings import Settings
+
+POSTGRES_URL = os.environ.get("MAILTICKETS_TEST_POSTGRES_URL")
+
+
+@dataclass
+class Store:
+    """One test's database, settings and clock, with the pipeline built over them."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.settings, self.sessions, self.clock)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "support_address": "support@helpdesk.example",
+        "message_id_domain": "helpdesk.example",
+        "secret_key": "test-secret",
+        "smtp_url": "smtp://127.0.0.1:1",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for every test: the migrations run (and are tested) once."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated with Alembic, dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("MAILTICKETS_TEST_POSTGRES_URL is not set (.ci/run sets it to the local server)")
+    name = f"mailtickets_test_{uuid.uuid4().hex[:10]}"
+    admin_url = POSTGRES_URL
+
+    async def admin(sql: str) -> None:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    _run_in_thread(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    _run_in_thread(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:
+    # Session fixtures may be first requested from inside a running test loop: use a loop of our own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+def _backends() -> list[object]:
+    return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if backend == "sqlite":
+        database = tmp_path / "mailtickets.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), database)
+        url = f"sqlite+aiosqlite:///{database}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    engine = create_engine(url)
+    if backend == "postgres":
+        await _truncate_all(engine)
+    yield Store(make_settings(tmp_path / "data", url), engine, session_factory(engine), ManualClock())
+    await engine.dispose()
+
+
+async def _truncate_all(engine: AsyncEngine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Store]:
+    """SQLite only, for tests that are about behaviour rather than the backend."""
+    database = tmp_path / "mailtickets.db"
+    shutil.copy(sqlite_template, database)
+    url = f"sqlite+aiosqlite:///{database}"
+    engine = create_engine(url)
+    yield Store(make_settings(tmp_path / "data", url), engine, session_factory(engine), ManualClock())
+    await engine.dispose()

@@ -1,0 +1,105 @@
+"""API-key authentication: Bearer, HTTP Basic name:KEY, X-API-Key; 401/403 in the JSON error shape."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import pytest
+from api_support import api_client, make_key
+from conftest import Store
+
+from mailtickets.apikeys import revoke_api_key
+
+URL = "/api/v1/contacts"
+
+
+def _basic(name: str, key: str) -> str:
+    return "Basic " + base64.b64encode(f"{name}:{key}".encode()).decode()
+
+
+async def test_healthz_needs_no_key(sqlite_store: Store) -> None:
+    async with api_client(sqlite_store) as api:
+        response = await api.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_every_api_endpoint_needs_a_key(sqlite_store: Store) -> None:
+    async with api_client(sqlite_store) as api:
+        for method, url in [("GET", URL), ("GET", "/api/v1/clients"), ("POST", URL), ("DELETE", f"{URL}/1")]:
+            response = await api.request(method, url)
+            assert response.status_code == 401, url
+            assert response.json()["error"]["code"] == "unauthorized"
+            assert "Bearer" in response.headers["www-authenticate"]
+
+
+async def test_three_ways_to_present_a_key(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store, "psa-sync")
+    async with api_client(sqlite_store) as api:
+        for headers in (
+            {"Authorization": f"Bearer {key}"},
+            {"Authorization": _basic("psa-sync", key)},
+            {"X-API-Key": key},
+        ):
+            assert (await api.get(URL, headers=headers)).status_code == 200, headers
+
+
+async def test_wrong_keys_are_401(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store, "psa-sync")
+    async with api_client(sqlite_store) as api:
+        for headers in (
+            {"Authorization": f"Bearer {key}x"},
+            {"Authorization": _basic("someone-else", key)},
+            {"Authorization": "Basic !!not-base64"},
+            {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+            {"X-API-Key": "mtk_guess"},
+            {"Authorization": "Token " + key},
+        ):
+            response = await api.get(URL, headers=headers)
+            assert response.status_code == 401, headers
+            assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_revoked_key_is_401(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store, "old")
+    async with sqlite_store.sessions() as session, session.begin():
+        assert await revoke_api_key(session, "old")
+    async with api_client(sqlite_store, key) as api:
+        assert (await api.get(URL)).status_code == 401
+
+
+async def test_read_only_key_reads_but_cannot_write(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store, "dashboard", read_only=True)
+    async with api_client(sqlite_store, key) as api:
+        assert (await api.get(URL)).status_code == 200
+        for method in ("POST", "PATCH", "PUT", "DELETE"):
+            response = await api.request(method, f"{URL}/external/x" if method == "PUT" else URL, json={"name": "A"})
+            assert response.status_code in (403, 405), method
+            if response.status_code == 403:
+                assert response.json()["error"]["code"] == "forbidden"
+        assert (await api.post(URL, json={"name": "A"})).status_code == 403
+
+
+async def test_key_is_stored_hashed_and_never_logged(sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = await make_key(sqlite_store, "secret-holder")
+    async with api_client(sqlite_store, key) as api:
+        await api.get(URL)
+        await api.get(URL, headers={"Authorization": "Bearer wrong"})
+    async with sqlite_store.sessions() as session:
+        from sqlalchemy import select
+
+        from mailtickets.models import ApiKey
+
+        stored = await session.scalar(select(ApiKey.key_hash).where(ApiKey.name == "secret-holder"))
+    assert stored is not None and key not in stored and len(stored) == 64
+    assert key not in caplog.text
+
+
+async def test_unknown_route_and_method_use_the_error_shape(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store)
+    async with api_client(sqlite_store, key) as api:
+        missing = await api.get("/api/v1/nothing-here")
+        wrong_method = await api.post("/api/v1/agents/1")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong_method.status_code in (404, 405) and "error" in wrong_method.json()

@@ -1,0 +1,70 @@
+"""/api/v1/quarantine: list, show, release (optionally to a client), discard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from api_support import api_client, make_key
+from builders import make_message
+from conftest import Store
+from sqlalchemy import select
+
+from mailtickets.models import Client, InboundMail
+
+BASE = "/api/v1/quarantine"
+
+
+@pytest.fixture
+async def api(sqlite_store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(sqlite_store, await make_key(sqlite_store)) as client:
+        yield client
+
+
+async def _hold(store: Store, n: int = 1) -> int:
+    raw = make_message(sender=f"stranger{n}@unknown.example", message_id=f"<held-{n}@unknown.example>")
+    result = await store.pipeline().ingest(raw, "test")
+    assert result.outcome.value == "quarantined", result
+    async with store.sessions() as session:
+        query = select(InboundMail.id).where(InboundMail.message_id == f"held-{n}@unknown.example")
+        return int(await session.scalar(query) or 0)
+
+
+async def test_list_and_show(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    held = await _hold(sqlite_store)
+    rows = (await api.get(BASE)).json()
+    assert [r["id"] for r in rows] == [held] and rows[0]["state"] == "held" and rows[0]["reason"]
+    detail = (await api.get(f"{BASE}/{held}")).json()
+    assert "printer is on fire" in detail["text"] and detail["to"] == ["support@helpdesk.example"]
+    assert (await api.get(f"{BASE}/999")).status_code == 404
+    assert (await api.get(BASE, params={"state": "bogus"})).status_code == 422
+
+
+async def test_release_makes_a_ticket(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    held = await _hold(sqlite_store)
+    response = await api.post(f"{BASE}/{held}/release")
+    assert response.status_code == 200, response.text
+    assert response.json()["outcome"] == "created" and response.json()["ticket"]
+    assert (await api.post(f"{BASE}/{held}/release")).status_code == 409
+    assert (await api.get(BASE, params={"state": "released"})).json()[0]["id"] == held
+
+
+async def test_release_to_a_client(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    async with sqlite_store.sessions() as session, session.begin():
+        session.add(Client(name="Acme"))
+    held = await _hold(sqlite_store)
+    assert (await api.post(f"{BASE}/{held}/release", json={"client_id": 999})).status_code == 404
+    assert (await api.post(f"{BASE}/{held}/release", json={"client_id": "x"})).status_code == 422
+    released = await api.post(f"{BASE}/{held}/release", json={"client_id": 1})
+    assert released.status_code == 200
+    ticket = (await api.get(f"/api/v1/tickets/{released.json()['ticket']}")).json()
+    assert ticket["client"] == "Acme"
+
+
+async def test_discard(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    held = await _hold(sqlite_store)
+    assert (await api.post(f"{BASE}/{held}/discard")).status_code == 204
+    assert (await api.post(f"{BASE}/{held}/discard")).status_code == 409
+    assert (await api.get(BASE)).json() == []
+    assert (await api.post(f"{BASE}/999/discard")).status_code == 404

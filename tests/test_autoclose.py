@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailtickets.clock import ManualClock
+from mailtickets.db import transaction
+from mailtickets.jobs.autoclose import run_autoclose_loop, run_autoclose_once
+from mailtickets.models import OutboxMail, Ticket, TicketStatus
+from mailtickets.settings import Settings
+from mailtickets.tickets import lifecycle
+from tests.conftest import Store
+from tests.notify_support import Seeded, notify_settings, seed_ticket
+
+
+@dataclass
+class World:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock
+    ticket: Seeded
+
+
+@pytest.fixture
+async def world(store: Store) -> World:
+    settings = notify_settings(store.settings, notify_new_tickets_to=[])
+    seeded = await seed_ticket(store.sessions)
+    async with transaction(store.sessions) as session:
+        await lifecycle.set_status(session, settings, store.clock.now(), "TCK-12", "auto-close")
+    return World(settings, store.sessions, store.clock, seeded)
+
+
+async def _kinds(world: World) -> list[str]:
+    async with transaction(world.sessions) as session:
+        return list((await session.scalars(select(OutboxMail.kind).order_by(OutboxMail.id))).all())
+
+
+async def _status(world: World) -> TicketStatus:
+    async with transaction(world.sessions) as session:
+        ticket = await session.get(Ticket, world.ticket.ticket_id)
+        assert ticket is not None
+        return ticket.status
+
+
+async def test_chaser_then_closure(world: World) -> None:
+    world.clock.advance(timedelta(hours=47, minutes=59))
+    assert (await run_autoclose_once(world.settings, world.sessions, world.clock)).chasers == ()
+    world.clock.advance(timedelta(minutes=1))
+    report = await run_autoclose_once(world.settings, world.sessions, world.clock)
+    assert report.chasers == (world.ticket.ticket_id,) and report.closed == ()
+    world.clock.advance(timedelta(hours=1))
+    assert await run_autoclose_once(world.settings, world.sessions, world.clock) == type(report)((), ())
+    assert await _kinds(world) == ["chaser"]
+    world.clock.advance(timedelta(hours=23))
+    report = await run_autoclose_once(world.settings, world.sessions, world.clock)
+    assert report.closed == (world.ticket.ticket_id,)
+    assert await _status(world) == TicketStatus.CLOSED
+    assert await _kinds(world) == ["chaser", "closed"]
+
+
+async def test_client_reply_cancels_the_countdown(world: World) -> None:
+    world.clock.advance(timedelta(hours=50))
+    await run_autoclose_once(world.settings, world.sessions, world.clock)
+    async with transaction(world.sessions) as session:
+        ticket = await session.get(Ticket, world.ticket.ticket_id)
+        assert ticket is not None
+        lifecycle.reset_autoclose(ticket)
+    world.clock.advance(timedelta(hours=100))
+    await run_autoclose_once(world.settings, world.sessions, world.clock)
+    assert await _status(world) == TicketStatus.OPEN
+    assert await _kinds(world) == ["chaser"]
+
+
+async def test_concurrent_passes_send_one_chaser(world: World) -> None:
+    others = [await seed_ticket(world.sessions, number=n, contact_email=f"c{n}@client.example") for n in (20, 21)]
+    async with transaction(world.sessions) as session:
+        for other in others:
+            await lifecycle.set_status(session, world.settings, world.clock.now(), other.reference, "auto-close")
+    world.clock.advance(timedelta(hours=49))
+    reports = await asyncio.gather(*(run_autoclose_once(world.settings, world.sessions, world.clock) for _ in range(4)))
+    chased = sorted(t for r in reports for t in r.chasers)
+    assert chased == sorted([world.ticket.ticket_id, *(o.ticket_id for o in others)])
+    assert await _kinds(world) == ["chaser"] * 3
+
+
+async def test_late_job_still_chases_before_closing(world: World) -> None:
+    world.clock.advance(timedelta(hours=200))  # the job was down for days
+    report = await run_autoclose_once(world.settings, world.sessions, world.clock)
+    assert (report.chasers, report.closed) == ((world.ticket.ticket_id,), ())
+    world.clock.advance(timedelta(hours=23))
+    assert (await run_autoclose_once(world.settings, world.sessions, world.clock)).closed == ()
+    world.clock.advance(timedelta(hours=1))
+    assert (await run_autoclose_once(world.settings, world.sessions, world.clock)).closed == (world.ticket.ticket_id,)
+
+
+async def test_without_chaser_period_closes_directly(world: World) -> None:
+    settings = notify_settings(world.settings, autoclose_chaser_hours=72, autoclose_close_hours=72)
+    world.clock.advance(timedelta(hours=72))
+    report = await run_autoclose_once(settings, world.sessions, world.clock)
+    assert (report.chasers, report.closed) == ((), (world.ticket.ticket_id,))
+    assert await _kinds(world) == ["closed"]
+
+
+async def test_loop_runs_and_stops(world: World) -> None:
+    world.clock.advance(timedelta(hours=50))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_autoclose_loop(world.settings, world.sessions, world.clock, stop))
+    for _ in range(100):
+        if await _kinds(world):
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await _kinds(world) == ["chaser"]

@@ -1,0 +1,72 @@
+"""docker-compose.yml, checked without a Docker engine: the Compose specification (check-jsonschema),
+every depends_on names a service, and every file it mounts or builds from exists in the repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def test_validates_against_the_compose_specification() -> None:
+    tool = shutil.which("check-jsonschema") or str(Path(sys.executable).with_name("check-jsonschema"))
+    if not Path(tool).exists():
+        pytest.skip("check-jsonschema is not installed (pip install '.[test]')")
+    done = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_depends_on_names_services() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for needed in service.get("depends_on", {}):
+            assert needed in services, f"{name} depends on unknown service {needed}"
+
+
+def test_every_service_has_a_health_check() -> None:
+    for name, service in _compose()["services"].items():
+        assert "healthcheck" in service, name
+
+
+def test_referenced_files_exist() -> None:
+    compose = _compose()
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            assert (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
+
+
+def test_the_mounted_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtickets.settings import load_settings
+
+    monkeypatch.delenv("MAILTICKETS_DATABASE_URL", raising=False)
+    settings = load_settings(ROOT / "deploy" / "mailtickets.toml")
+    assert settings.mailboxes[0].host == "dovecot" and settings.smtp_url == "smtp://mailpit:1025"
+
+
+def test_dockerfile_copies_what_exists() -> None:
+    for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source

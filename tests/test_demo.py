@@ -1,0 +1,65 @@
+"""`mailtickets demo` as a newcomer runs it: a subprocess, real embedded servers, tables on stdout, exit 0."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailtickets.cli.demo import table
+
+DEMO_TIMEOUT_SECONDS = 120
+
+
+def _script() -> Path:
+    script = Path(sys.executable).with_name("mailtickets")
+    if not script.exists():
+        pytest.skip("the mailtickets script is not installed next to this Python (pip install .)")
+    return script
+
+
+@pytest.fixture(scope="module")
+def demo_output() -> str:
+    done = subprocess.run(
+        [str(_script()), "demo"], capture_output=True, text=True, timeout=DEMO_TIMEOUT_SECONDS, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _row(output: str, *cells: str) -> bool:
+    pattern = r"\s+".join(re.escape(c) for c in cells)
+    return re.search(rf"^{pattern}(?!\w)", output, re.MULTILINE) is not None
+
+
+def test_every_mail_reaches_its_outcome(demo_output: str) -> None:
+    assert _row(demo_output, "new request", "alice@acme.example", "created", "TCK-1")
+    assert _row(demo_output, "client's reply to the acknowledgement", "alice@acme.example", "replied", "TCK-1")
+    assert _row(demo_output, "colleague at the same domain", "carol@acme.example", "created", "TCK-2")
+    assert _row(demo_output, "stranger", "mallory@unknown-shop.example", "quarantined", "-")
+    assert _row(demo_output, "out-of-office reply", "bob@acme.example", "dropped", "-")
+
+
+def test_tickets_table_shows_assignment_and_auto_close(demo_output: str) -> None:
+    assert _row(demo_output, "TCK-1", "open", "Acme Ltd", "ana@helpdesk.example", "VPN drops every few minutes")
+    assert _row(demo_output, "TCK-2", "closed", "Acme Ltd", "-", "Printer on 3rd floor jams")
+
+
+def test_notifications_went_out_over_smtp(demo_output: str) -> None:
+    assert _row(demo_output, "alice@acme.example", "acknowledgement", "[TCK-1] VPN drops every few minutes")
+    assert _row(demo_output, "ana@helpdesk.example", "assigned", "[TCK-1] Assigned to you")
+    assert _row(demo_output, "carol@acme.example", "chaser", "Re: [TCK-2]")
+    assert _row(demo_output, "carol@acme.example", "closed", "[TCK-2] Closed")
+    assert "mallory@unknown-shop.example  " not in demo_output.split("Notifications sent")[1]
+    assert "bob@acme.example" not in demo_output.split("Notifications sent")[1]
+
+
+def test_table_aligns_and_cuts_long_cells() -> None:
+    text = table(("a", "b"), [("x" * 60, "y")])
+    header, rule, row = text.splitlines()
+    assert rule == "-" * 48 + "  -"
+    assert row.endswith("…  y")
+    assert header.startswith("a ")

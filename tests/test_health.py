@@ -1,0 +1,103 @@
+"""/healthz, /readyz and /metrics over the real app and a migrated SQLite store, without an API key."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from mailtickets.api import create_app
+from mailtickets.db import create_engine, session_factory
+from mailtickets.log_setup import configure_logging
+from mailtickets.metrics import Metrics
+from mailtickets.pipeline import Pipeline
+from tests.builders import make_message
+from tests.conftest import Store
+from tests.test_metrics import FakeListenerState
+from tests.world import build_world
+
+
+@asynccontextmanager
+async def client_for(store: Store, pipeline: Pipeline | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(store.settings, store.sessions, store.clock, pipeline=pipeline)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def observed(store: Store, **mailboxes: bool) -> Pipeline:
+    pipeline = store.pipeline()
+    pipeline.metrics = Metrics()
+    for name, up in mailboxes.items():
+        pipeline.metrics.watch_mailbox(name, FakeListenerState(up))
+    return pipeline
+
+
+async def test_healthz_answers_without_a_key(sqlite_store: Store) -> None:
+    async with client_for(sqlite_store) as client:
+        response = await client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_readyz_ready_when_database_and_mailboxes_are_up(sqlite_store: Store) -> None:
+    async with client_for(sqlite_store, observed(sqlite_store, support=True)) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "database": "ok", "mailboxes": {"support": "connected"}}
+
+
+async def test_readyz_names_the_mailbox_that_is_down(sqlite_store: Store) -> None:
+    async with client_for(sqlite_store, observed(sqlite_store, support=True, sales=False)) as client:
+        response = await client.get("/readyz")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "unavailable")
+    assert body["mailboxes"]["support"] == "connected"
+    assert body["mailboxes"]["sales"].startswith("not connected")
+
+
+async def test_readyz_unavailable_when_the_database_is_unreachable(sqlite_store: Store) -> None:
+    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")  # nothing listens on port 1
+    broken = Store(sqlite_store.settings, engine, session_factory(engine), sqlite_store.clock)
+    async with client_for(broken) as client:
+        response = await client.get("/readyz")
+    await engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("unreachable")
+
+
+async def test_metrics_in_prometheus_text_format(sqlite_store: Store) -> None:
+    await build_world(sqlite_store.sessions, sqlite_store.clock)
+    pipeline = observed(sqlite_store, support=True)
+    await pipeline.ingest(make_message(message_id="<h1@acme.example>"), "test")
+    async with client_for(sqlite_store, pipeline) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'mailtickets_messages_total{outcome="created"} 1.0' in text
+    assert "mailtickets_ingest_seconds_bucket" in text
+    assert 'mailtickets_imap_connected{mailbox="support"} 1.0' in text
+    assert 'mailtickets_outbox_mails{state="pending"}' in text
+
+
+async def test_metrics_served_alone_still_report_the_outbox(sqlite_store: Store) -> None:
+    async with client_for(sqlite_store) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200 and 'mailtickets_outbox_mails{state="failed"} 0.0' in response.text
+
+
+def test_json_log_lines(capsys: pytest.CaptureFixture[str], sqlite_store: Store) -> None:
+    previous = logging.getLogger().handlers[:], logging.getLogger().level
+    try:
+        configure_logging(sqlite_store.settings.model_copy(update={"log_format": "json"}))
+        logging.getLogger("mailtickets.pipeline").info("message %s: created %s", "<a@b>", "TCK-1")
+    finally:
+        logging.getLogger().handlers[:] = previous[0]
+        logging.getLogger().setLevel(previous[1])
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["level"], line["logger"]) == ("INFO", "mailtickets.pipeline")
+    assert line["message"] == "message <a@b>: created TCK-1"

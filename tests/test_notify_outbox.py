@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailtickets.db import transaction
+from mailtickets.models import Direction, OutboxMail, TicketMessage
+from mailtickets.notify.outbox import enqueue_notifications
+from mailtickets.settings import Settings
+from mailtickets.tickets.events import ClientReplied, TicketCreated, TicketEvent
+from tests.conftest import Store
+from tests.notify_support import notify_settings, seed_ticket
+
+
+async def _enqueue(store: Store, settings: Settings, events: list[TicketEvent]) -> None:
+    async with transaction(store.sessions) as session:
+        await enqueue_notifications(session, settings, store.clock, events)
+
+
+async def _outbox(store: Store) -> list[OutboxMail]:
+    async with transaction(store.sessions) as session:
+        return list((await session.scalars(select(OutboxMail).order_by(OutboxMail.id))).all())
+
+
+async def test_created_queues_ack_and_team_notice(store: Store) -> None:
+    settings = notify_settings(store.settings)
+    seeded = await seed_ticket(store.sessions)
+    await _enqueue(store, settings, [TicketCreated(seeded.ticket_id, seeded.message_id)])
+    rows = await _outbox(store)
+    assert [(r.kind, r.recipient, r.automatic) for r in rows] == [
+        ("acknowledgement", "zoe@client.example", True),
+        ("new_ticket", "team@corp.example", True),
+    ]
+    async with transaction(store.sessions) as session:
+        query = select(TicketMessage).where(TicketMessage.direction == Direction.OUTBOUND)
+        out = (await session.scalars(query.order_by(TicketMessage.id))).all()
+    assert [(m.public, m.message_id) for m in out] == [(True, rows[0].message_id), (False, rows[1].message_id)]
+    assert out[0].in_reply_to == "client-12@client.example"
+    assert out[0].subject == "[TCK-12] Printer on fire"
+    assert out[0].to_addresses == ["zoe@client.example"]
+
+
+async def test_switches_and_acknowledge_flag(store: Store) -> None:
+    settings = notify_settings(store.settings, notify_distribution_on_create=False)
+    seeded = await seed_ticket(store.sessions)
+    await _enqueue(store, settings, [TicketCreated(seeded.ticket_id, seeded.message_id, acknowledge=False)])
+    assert await _outbox(store) == []
+    off = notify_settings(store.settings, notify_client_on_create=False)
+    await _enqueue(store, off, [TicketCreated(seeded.ticket_id, seeded.message_id)])
+    assert [r.kind for r in await _outbox(store)] == ["new_ticket"]
+
+
+async def test_client_reply_goes_to_distribution_list_when_unassigned(store: Store) -> None:
+    settings = notify_settings(store.settings)
+    seeded = await seed_ticket(store.sessions)
+    await _enqueue(store, settings, [ClientReplied(seeded.ticket_id, seeded.message_id)])
+    (row,) = await _outbox(store)
+    assert (row.kind, row.recipient) == ("client_reply", "team@corp.example")
+    assert b"the printer is on fire" in row.raw or b"printer is on =\r\nfire" in row.raw
+
+
+async def test_no_automatic_mail_to_machines_or_ourselves(store: Store) -> None:
+    settings = notify_settings(store.settings, notify_new_tickets_to=[])
+    for number, address in enumerate(
+        ["noreply@shop.example", "MAILER-DAEMON@mx.example", "support@helpdesk.example", "x@helpdesk.example"]
+    ):
+        seeded = await seed_ticket(store.sessions, number=number + 1, contact_email=address)
+        await _enqueue(store, settings, [TicketCreated(seeded.ticket_id, seeded.message_id)])
+    assert await _outbox(store) == []
+
+
+async def test_rate_limit_per_recipient(store: Store) -> None:
+    settings = notify_settings(store.settings, notify_new_tickets_to=[])
+    for number in range(1, 16):
+        seeded = await seed_ticket(store.sessions, number=number)
+        await _enqueue(store, settings, [TicketCreated(seeded.ticket_id, seeded.message_id)])
+    assert len(await _outbox(store)) == settings.auto_mail_limit_short
