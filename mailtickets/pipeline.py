@@ -7,6 +7,7 @@ the same message arriving again (another mailbox, a retry after a crash) is a `d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,9 @@ class Pipeline:
 
     @observed_ingest
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
+        # Inline SQLite never suspends: without this checkpoint a burst of mail would starve the
+        # other tasks (IDLE keepalives, the API) and a cancel (Ctrl-C) would land only after the burst.
+        await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
 
