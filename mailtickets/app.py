@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailtickets.api.server import run_api
 from mailtickets.clock import Clock, SystemClock
 from mailtickets.db import alembic_config, create_engine, session_factory
 from mailtickets.errors import MailticketsError
@@ -68,6 +69,8 @@ def build_components(rt: Runtime) -> dict[str, Component]:
     metrics = rt.pipeline.metrics
     on_report = (lambda r: metrics.observe_autoclose(len(r.chasers), len(r.closed))) if metrics else None
     parts["autoclose"] = partial(run_autoclose_loop, s, rt.sessions, rt.clock, on_report=on_report)
+    if s.http_bind:  # the API shares this loop, so /readyz and /metrics see the listeners
+        parts["api"] = partial(run_api, s, rt.sessions, rt.clock, rt.pipeline)
     return parts
 
 

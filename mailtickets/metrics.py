@@ -34,6 +34,11 @@ class ConnectionState(Protocol):
     @property
     def connected(self) -> asyncio.Event: ...
 
+    @property
+    def status(self) -> str:
+        """ "connected", or why not."""
+        ...
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -70,6 +75,9 @@ class Metrics:
 
     def mailbox_states(self) -> dict[str, bool]:
         return {name: state.connected.is_set() for name, state in self.mailboxes.items()}
+
+    def mailbox_status(self) -> dict[str, str]:
+        return {name: state.status for name, state in self.mailboxes.items()}
 
     async def refresh(self, session: AsyncSession) -> None:
         """Read what is a state rather than an event: the outbox by state, each mailbox's connection."""

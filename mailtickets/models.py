@@ -200,9 +200,7 @@ class Ticket(Timestamped, Base):
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.OPEN)
     category: Mapped[str | None] = mapped_column(String(100))
     tags: Mapped[list[Any]] = mapped_column(default=list)
-    assigned_agent_id: Mapped[int | None] = mapped_column(
-        ForeignKey("agents.id", ondelete="SET NULL"), index=True
-    )
+    assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     closed_at: Mapped[datetime | None] = mapped_column()
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))

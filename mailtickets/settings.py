@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     lease_seconds: float = 30.0
 
     # HTTP API and operations
-    http_bind: str = "127.0.0.1:8000"
+    http_bind: str = "127.0.0.1:8000"  # empty: `mailtickets run` serves no API
     contact_mobile_e164: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import Store
 from imap_support import ImapServer, add_example_client, dovecot_from_env, free_port, make_message
@@ -36,6 +37,7 @@ def service_env(server: ImapServer, database: Path, data_dir: Path, **extra: str
         MAILTICKETS_SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
         MAILTICKETS_LEASE_SECONDS="3",
         MAILTICKETS_SUPPORT_ADDRESS="support@helpdesk.example",
+        MAILTICKETS_HTTP_BIND=f"127.0.0.1:{free_port()}",
         **extra,
     )
     return env
@@ -71,9 +73,10 @@ async def test_run_feeds_imap_and_lmtp_into_the_pipeline_and_stops_cleanly(
 ) -> None:
     await add_example_client(sqlite_store.sessions)
     await asyncio.to_thread(imap_server.create, imap_server.prefix)
-    lmtp_port = free_port()
-    s = sqlite_store.settings
-    settings = s.model_copy(update={"mailboxes": [imap_server.mailbox()], "lmtp_bind": f"127.0.0.1:{lmtp_port}"})
+    lmtp_port, http = free_port(), f"127.0.0.1:{free_port()}"
+    mailbox = imap_server.mailbox()
+    update = {"mailboxes": [mailbox], "lmtp_bind": f"127.0.0.1:{lmtp_port}", "http_bind": http}
+    settings = sqlite_store.settings.model_copy(update=update)
     stop = asyncio.Event()
     service = asyncio.create_task(run(settings, stop))
     await imap_server.a_append(imap_server.prefix, make_message(1))
@@ -82,9 +85,27 @@ async def test_run_feeds_imap_and_lmtp_into_the_pipeline_and_stops_cleanly(
     async with asyncio.timeout(10):
         while await _tickets(sqlite_store) < 2:
             await asyncio.sleep(0.05)
+    # The API runs on the same loop: it sees the listener's connection and the pipeline's counters.
+    async with httpx.AsyncClient(base_url=f"http://{http}") as client:
+        ready = await _poll_ready(client)
+        metrics = (await client.get("/metrics")).text
     stop.set()
     await asyncio.wait_for(service, 10)
     assert await imap_server.a_uids(imap_server.prefix) == []
+    assert ready == {"status": "ready", "database": "ok", "mailboxes": {mailbox.name: "connected"}}
+    assert 'mailtickets_messages_total{outcome="created"} 2.0' in metrics
+
+
+async def _poll_ready(client: httpx.AsyncClient) -> dict[str, object]:
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                response = await client.get("/readyz")
+                if response.status_code == 200:
+                    return dict(response.json())
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.05)
 
 
 def _lmtp_deliver(port: int, raw: bytes) -> None:

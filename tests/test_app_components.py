@@ -23,6 +23,12 @@ async def test_run_starts_the_outbox_sender_and_the_autoclose_job(sqlite_store: 
     assert {"outbox", "autoclose"} <= set(parts)
     assert not any(name.startswith("imap:") for name in parts)  # no mailbox configured
     assert "lmtp" not in parts  # LMTP is off unless MAILTICKETS_LMTP_BIND is set
+    assert "api" in parts  # on MAILTICKETS_HTTP_BIND, 127.0.0.1:8000 unless set
+
+
+async def test_an_empty_http_bind_runs_no_api(sqlite_store: Store) -> None:
+    sqlite_store.settings.http_bind = ""
+    assert "api" not in build_components(runtime(sqlite_store))
 
 
 async def test_the_autoclose_loop_reports_every_pass(sqlite_store: Store) -> None:

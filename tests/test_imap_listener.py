@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
 from mailtickets.db import create_engine, session_factory, upgrade
-from mailtickets.ingest.imap import Backoff, MailboxListener
+from mailtickets.ingest.imap import CONNECTED, STANDBY, Backoff, MailboxListener
 from mailtickets.ingest.imap_session import ImapSession
 from mailtickets.leases import Leases
 from mailtickets.settings import MailboxSettings
@@ -203,11 +203,13 @@ async def test_wrong_password_is_reported_without_the_password(
 ) -> None:
     mailbox = imap_server.mailbox(password="wrong-secret-pw")
     caplog.set_level(logging.DEBUG)
-    async with running(mailbox, FakeIngestor(), sessions):
+    async with running(mailbox, FakeIngestor(), sessions) as run:
         async with asyncio.timeout(10):
             while "login refused" not in caplog.text:
                 await asyncio.sleep(0.05)
+        status = run.listener.status
     assert "wrong-secret-pw" not in caplog.text
+    assert status.startswith("login refused") and "wrong-secret-pw" not in status
 
 
 async def test_second_instance_takes_over_when_the_holder_dies(imap_server: ImapServer, store: Store) -> None:
@@ -221,6 +223,7 @@ async def test_second_instance_takes_over_when_the_holder_dies(imap_server: Imap
         await asyncio.wait_for(a.listener.connected.wait(), 10)
         await asyncio.sleep(1.0)
         assert not b.listener.connected.is_set()  # only the lease holder consumes
+        assert (a.listener.status, b.listener.status) == (CONNECTED, STANDBY)
         assert a.task is not None
         a.task.cancel()  # dies without releasing its lease
         await asyncio.gather(a.task, return_exceptions=True)

@@ -69,10 +69,17 @@ async def test_temporary_errors_are_counted() -> None:
 
 
 class FakeListenerState:
-    def __init__(self, up: bool) -> None:
+    """Stands in for a MailboxListener: connected, or down for the given reason."""
+
+    def __init__(self, up: bool, problem: str = "reconnecting after OSError: connection refused") -> None:
         self.connected = asyncio.Event()
+        self.problem = problem
         if up:
             self.connected.set()
+
+    @property
+    def status(self) -> str:
+        return "connected" if self.connected.is_set() else self.problem
 
 
 async def test_refresh_reads_outbox_and_mailboxes(sqlite_store: Store) -> None:

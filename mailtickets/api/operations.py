@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailtickets.api.deps import Context
+from mailtickets.ingest.imap import CONNECTED, STANDBY
 from mailtickets.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,12 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 OK, UNAVAILABLE = 200, 503
-NOT_CONNECTED = "not connected (connecting or reconnecting after an error: see the log)"
 
 
 class Readiness(BaseModel):
     status: str  # "ready" or "unavailable"
     database: str  # "ok" or why not
-    mailboxes: dict[str, str]  # name → "connected" or why not
+    mailboxes: dict[str, str]  # name → "connected", "standby: …" or why not
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
@@ -41,9 +41,9 @@ async def readyz(context: Context) -> JSONResponse:
     except (SQLAlchemyError, OSError) as exc:
         database = f"unreachable: {type(exc).__name__}"
     metrics = context.pipeline.metrics
-    states = metrics.mailbox_states() if metrics else {}
-    mailboxes = {name: "connected" if up else NOT_CONNECTED for name, up in states.items()}
-    ready = database == "ok" and all(states.values())
+    mailboxes = metrics.mailbox_status() if metrics else {}
+    # A standby instance is healthy: another one holds the mailbox, and it takes over when that one stops.
+    ready = database == "ok" and all(status in (CONNECTED, STANDBY) for status in mailboxes.values())
     body = Readiness(status="ready" if ready else "unavailable", database=database, mailboxes=mailboxes)
     return JSONResponse(body.model_dump(), status_code=OK if ready else UNAVAILABLE)
 

@@ -82,8 +82,7 @@ def tickets_list(state: CliState, as_json: bool, status: str | None) -> None:
         return
     for row in rows:
         click.echo(
-            f"{row['ref']:<10} {row['status']:<10} {row['priority']:<6} {row['client'] or '-':<20} "
-            f"{row['subject']}"
+            f"{row['ref']:<10} {row['status']:<10} {row['priority']:<6} {row['client'] or '-':<20} {row['subject']}"
         )
 
 
@@ -93,9 +92,7 @@ def tickets_list(state: CliState, as_json: bool, status: str | None) -> None:
 @pass_state
 def tickets_show(state: CliState, reference: str, as_json: bool) -> None:
     """Show one ticket with its contact, client, messages and attachments."""
-    detail = run_with_store(
-        state.settings, lambda s: ticket_detail(s, reference, state.settings.ticket_prefix)
-    )
+    detail = run_with_store(state.settings, lambda s: ticket_detail(s, reference, state.settings.ticket_prefix))
     if as_json:
         echo_json(detail)
         return

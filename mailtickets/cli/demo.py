@@ -33,7 +33,7 @@ async def _demo(keep: bool) -> None:
         report = await run_demo(world, click.echo)
         print_report(report)
         if keep:
-            await _serve_until_stopped(world)
+            await _keep_until_stopped(world)
 
 
 def print_report(report: DemoReport) -> None:
@@ -66,14 +66,10 @@ def _cut(value: str, limit: int = 48) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-async def _serve_until_stopped(world: Embedded) -> None:
-    from mailtickets.api.app import create_app
-    from mailtickets.api.server import build_server
-
+async def _keep_until_stopped(world: Embedded) -> None:
+    """The service (API included) keeps running inside `embedded` until Ctrl-C sets `world.stop`."""
     async with transaction(world.sessions) as session:
         _key, token = await create_api_key(session, "demo")
-    server = build_server(world.settings, create_app(world.settings, world.sessions, world.clock))
-    serving = asyncio.create_task(server.serve())
     click.echo(f"\nThe HTTP API is up: http://{world.settings.http_bind}/api/v1/docs")
     click.echo(f"API key (Bearer): {token}")
     click.echo(f"  curl -H 'Authorization: Bearer {token}' http://{world.settings.http_bind}/api/v1/tickets")
@@ -82,11 +78,7 @@ async def _serve_until_stopped(world: Embedded) -> None:
         "APPEND mail to INBOX and watch it become tickets."
     )
     click.echo("Press Ctrl-C to stop.")
-    stopping = asyncio.create_task(world.stop.wait())
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopping.cancel()
-    await serving
+    await world.stop.wait()
 
 
 COMMANDS = [demo]

@@ -34,6 +34,8 @@ FETCH_BATCH = 100  # aioimaplib's recursive parser fails on replies covering ~1,
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
 AUTH_RETRY_SECONDS = 300.0
+CONNECTED = "connected"
+STANDBY = "standby: another instance holds this mailbox's lease"
 
 
 @dataclass
@@ -109,6 +111,12 @@ class MailboxListener:
         self._backoff = backoff or Backoff()
         self.lease_name = f"imap:{mailbox.name}"
         self.connected = asyncio.Event()  # set while a session is open and caught up (tests, health)
+        self._problem = "starting"
+
+    @property
+    def status(self) -> str:
+        """For /readyz: "connected", STANDBY, or why not (the last failure, or what it is doing)."""
+        return CONNECTED if self.connected.is_set() else self._problem
 
     async def run(self) -> None:
         """The worker boundary: every failure is logged here and followed by a reconnect."""
@@ -121,19 +129,25 @@ class MailboxListener:
         """One lease + session; returns how long to wait before the next attempt."""
         name = self.mailbox.name
         try:
-            if not await self._leases.wait_acquire(self.lease_name, self._stop):
-                return 0.0
+            if not await self._leases.try_acquire(self.lease_name):
+                self._problem = STANDBY
+                if not await self._leases.wait_acquire(self.lease_name, self._stop):
+                    return 0.0
+            self._problem = "connecting"
             await self._consume_while_leased()
             return 0.0
         except ImapAuthError as exc:
+            self._problem = f"login refused: {exc}"
             log.error("mailbox %s: login refused (%s); retry in %.0f s", name, exc, AUTH_RETRY_SECONDS)
             return AUTH_RETRY_SECONDS
         except (ImapError, TemporaryError, LeaseLost, OperationalError, OSError) as exc:
             delay = self._backoff.next()
+            self._problem = f"reconnecting after {type(exc).__name__}: {exc}"
             log.warning("mailbox %s: %s: %s; reconnecting in %.1f s", name, type(exc).__name__, exc, delay)
             return delay
-        except Exception:  # the worker boundary: a bug must not end the listener for good
+        except Exception as exc:  # the worker boundary: a bug must not end the listener for good
             delay = self._backoff.next()
+            self._problem = f"reconnecting after an unexpected {type(exc).__name__} (see the log)"
             log.exception("mailbox %s: unexpected failure; reconnecting in %.1f s", name, delay)
             return delay
         finally:

@@ -63,9 +63,7 @@ async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
 async def client_for_domain(session: AsyncSession, domain: str) -> Client | None:
     domains = candidate_domains(normalise_domain(domain))
     rows = (
-        await session.execute(
-            select(ClientDomain.domain, Client).join(Client).where(ClientDomain.domain.in_(domains))
-        )
+        await session.execute(select(ClientDomain.domain, Client).join(Client).where(ClientDomain.domain.in_(domains)))
     ).all()
     by_domain = {row[0]: row[1] for row in rows}
     return next((by_domain[d] for d in domains if d in by_domain), None)

@@ -74,9 +74,7 @@ def message_view(message: TicketMessage) -> dict[str, Any]:
     }
 
 
-async def ticket_rows(
-    sessions: async_sessionmaker[AsyncSession], status: str | None = None
-) -> list[dict[str, Any]]:
+async def ticket_rows(sessions: async_sessionmaker[AsyncSession], status: str | None = None) -> list[dict[str, Any]]:
     async with sessions() as session:
         query = select(Ticket).order_by(Ticket.id.desc())
         if status:
