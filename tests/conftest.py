@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,6 +25,12 @@ from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 
 POSTGRES_URL = os.environ.get("MAILTICKETS_TEST_POSTGRES_URL")
+
+# CI replays the same examples every run, so that a green run means green; hunting for new failures is a
+# separate, longer run by hand: HYPOTHESIS_PROFILE=fuzz python -m pytest tests/test_corpus.py
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("fuzz", max_examples=3000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass

@@ -61,7 +61,7 @@ def _mutate(raw: bytes, position: int, junk: bytes, cut: int) -> bytes:
     return raw[:position] + junk + raw[position + cut :]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(min_value=0, max_value=1000),
     position=st.integers(min_value=0, max_value=100_000),
@@ -77,7 +77,6 @@ async def test_mutated_messages_always_get_an_outcome(
     assert result.outcome in Outcome
 
 
-@settings(max_examples=100, deadline=None)
 @given(raw=st.binary(max_size=3000))
 def test_arbitrary_bytes_parse_or_fail_with_a_reason(raw: bytes) -> None:
     try:

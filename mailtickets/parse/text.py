@@ -23,7 +23,7 @@ def known_charset(name: str | None) -> str | None:
         return None
     try:
         return codecs.lookup(name.strip().strip('"').lower()).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL inside the name
         return None
 
 
