@@ -132,6 +132,9 @@ class Pipeline:
             return parse_message(raw), None
         except UnparseableMessage as exc:
             return None, str(exc)
+        except Exception as exc:  # a parser bug must not lose the mail: quarantined with its raw bytes
+            log.exception("parser failure; the message is quarantined")
+            return None, f"parser failure: {type(exc).__name__}: {exc}"
 
     async def _process(
         self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, problem: str | None

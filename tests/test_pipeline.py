@@ -59,6 +59,22 @@ async def test_unknown_sender_without_reference_is_quarantined_with_raw_bytes_ke
     assert (world.settings.raw_dir / record.raw_sha256[:2] / record.raw_sha256).read_bytes() == raw
 
 
+async def test_a_parser_bug_faked_by_monkeypatch_quarantines_instead_of_losing_the_mail(
+    world: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_parser(raw: bytes) -> None:
+        raise KeyError("a bug in our own parsing code")
+
+    monkeypatch.setattr("mailtickets.pipeline.parse_message", broken_parser)
+    raw = make_message(message_id="<bug1@acme.example>")
+    result = await world.pipeline().ingest(raw, "pipe")
+    assert result.outcome == Outcome.QUARANTINED
+    assert (result.reason or "").startswith("parser failure: KeyError")
+    async with world.sessions() as session:
+        record = (await session.scalars(select(InboundMail))).one()
+    assert record.raw_stored and world.pipeline().raw_store.get(record.raw_sha256) == raw
+
+
 async def test_unknown_sender_is_dropped_when_the_setting_says_so(world: Store) -> None:
     world.settings.unknown_sender = "drop"
     result = await world.pipeline().ingest(make_message(sender="x@stranger.example"), "pipe")

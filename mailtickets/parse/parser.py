@@ -11,6 +11,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -86,7 +87,7 @@ def _decode_header_value(value: object, fallback_charset: str | None) -> str:
     if not text.isascii():  # raw 8-bit (undeclared charset) or already Unicode: no encoded words to decode
         return clean_header_text(text, fallback_charset)
     # An unknown charset or a broken encoded word: keep the raw text.
-    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error):
+    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error, MessageError):
         text = str(make_header(decode_header(text)))
     return clean_header_text(text)
 
