@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from mailtickets.directory.validation import (
     CLIENT_NAME_MAX,
@@ -14,6 +15,8 @@ from mailtickets.directory.validation import (
 )
 from mailtickets.errors import NotFound
 from mailtickets.models import Client, ClientDomain
+
+WITH_DOMAINS = selectinload(Client.domains)  # Client.domains load only when asked for
 
 
 async def create_client(session: AsyncSession, name: str, domains: list[str] | None = None) -> Client:
@@ -29,6 +32,7 @@ async def create_client(session: AsyncSession, name: str, domains: list[str] | N
     session.add(client)
     await _flush(session)
     await session.refresh(client)
+    await session.refresh(client, ["domains"])  # in domain order, as every view lists them
     return client
 
 
@@ -60,21 +64,21 @@ async def remove_domain(session: AsyncSession, client_id: int, domain: str) -> N
 
 
 async def get_client(session: AsyncSession, client_id: int) -> Client:
-    client = await session.get(Client, client_id)
+    client = await session.get(Client, client_id, options=[WITH_DOMAINS])
     if client is None:
         raise NotFound(f"no client with id {client_id}")
     return client
 
 
 async def get_client_by_name(session: AsyncSession, name: str) -> Client:
-    client = await session.scalar(select(Client).where(Client.name == name.strip()))
+    client = await session.scalar(select(Client).where(Client.name == name.strip()).options(WITH_DOMAINS))
     if client is None:
         raise NotFound(f"no client named {name!r}")
     return client
 
 
 async def list_clients(session: AsyncSession, *, limit: int | None = None, offset: int = 0) -> list[Client]:
-    query = select(Client).order_by(Client.id).offset(offset).limit(limit)
+    query = select(Client).options(WITH_DOMAINS).order_by(Client.id).offset(offset).limit(limit)
     return list(await session.scalars(query))
 
 
