@@ -117,3 +117,28 @@ async def test_loop_runs_and_stops(world: World) -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert await _kinds(world) == ["chaser"]
+
+
+async def _chasers_by_ticket(world: World) -> list[int | None]:
+    async with transaction(world.sessions) as session:
+        query = select(OutboxMail.ticket_id).where(OutboxMail.kind == "chaser").order_by(OutboxMail.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_rate_limited_chaser_is_retried_and_the_countdown_waits_for_it(world: World) -> None:
+    settings = notify_settings(world.settings, auto_mail_limit_short=1, auto_mail_limit_long=1)
+    other = await seed_ticket(world.sessions, number=20)  # the same client contact: one chaser an hour
+    async with transaction(world.sessions) as session:
+        await lifecycle.set_status(session, settings, world.clock.now(), other.reference, "auto-close")
+    both = {world.ticket.ticket_id, other.ticket_id}
+    world.clock.advance(timedelta(hours=48))
+    first = (await run_autoclose_once(settings, world.sessions, world.clock)).chasers
+    assert len(first) == 1 and await _chasers_by_ticket(world) == list(first)
+    world.clock.advance(timedelta(minutes=61))  # the rate limit's hour has passed
+    second = (await run_autoclose_once(settings, world.sessions, world.clock)).chasers
+    assert set(first + second) == both
+    world.clock.advance(timedelta(hours=24) - timedelta(minutes=61))  # 24 hours after the first chaser
+    assert (await run_autoclose_once(settings, world.sessions, world.clock)).closed == first
+    world.clock.advance(timedelta(minutes=61))  # 24 hours after the second chaser
+    assert (await run_autoclose_once(settings, world.sessions, world.clock)).closed == second
+    assert set(await _chasers_by_ticket(world)) == both

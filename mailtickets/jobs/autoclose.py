@@ -2,8 +2,9 @@
 
 After ``autoclose_chaser_hours`` of quiet (counted from ``Ticket.autoclose_since``) the client gets a
 chaser; after ``autoclose_close_hours`` the ticket is closed with the closure notice, but never sooner
-than the gap the chaser announced (close minus chaser hours) after the chaser went out.  A client reply
-in between puts the ticket back to open and clears the countdown (`lifecycle.reset_autoclose`).
+than the gap the chaser announced (close minus chaser hours) after the chaser was queued.  A chaser
+held back by the rate limit does not start that countdown: it is tried again on a later pass.  A client
+reply in between puts the ticket back to open and clears the countdown (`lifecycle.reset_autoclose`).
 
 Safe with several instances: each step is one conditional ``UPDATE … WHERE chaser_sent_at IS NULL``
 (or ``status = 'auto-close'``) ``RETURNING id``, and notifications are queued only for the rows this
@@ -36,7 +37,7 @@ ERROR_PAUSE_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class AutocloseReport:
-    chasers: tuple[int, ...]  # ticket ids that got a chaser in this pass
+    chasers: tuple[int, ...]  # ticket ids whose chaser went out (or never can) in this pass: countdown started
     closed: tuple[int, ...]  # ticket ids closed in this pass
 
 
@@ -80,6 +81,27 @@ async def _chase_due(session: AsyncSession, now: datetime, cutoff: datetime) -> 
     return list(result.scalars())
 
 
+async def _chase(session: AsyncSession, settings: Settings, clock: Clock, now: datetime) -> list[int]:
+    """Claim the due tickets and queue their chasers; returns the tickets whose countdown now runs.
+
+    A chaser held back by the rate limit releases its claim (``chaser_sent_at`` back to NULL), so the
+    close countdown never runs without a chaser and a later pass tries again.  A chaser that can never
+    go out (no contact, a no-reply address, chasers switched off) keeps it: the ticket still closes.
+    """
+    due = await _chase_due(session, now, now - timedelta(hours=settings.autoclose_chaser_hours))
+    held = await enqueue_notifications(session, settings, clock, [ChaserDue(t) for t in due])
+    retry = {h.ticket_id for h in held if h.rate_limited}
+    if retry:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id.in_(retry))
+            .values(chaser_sent_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        log.info("auto-close: %d chasers held back by the rate limit, retried on a later pass", len(retry))
+    return [t for t in due if t not in retry]
+
+
 async def run_autoclose_once(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> AutocloseReport:
@@ -92,8 +114,7 @@ async def run_autoclose_once(
     chasers: list[int] = []
     if _chasers_enabled(settings):
         async with transaction(sessions) as session:
-            chasers = await _chase_due(session, now, now - timedelta(hours=settings.autoclose_chaser_hours))
-            await enqueue_notifications(session, settings, clock, [ChaserDue(t) for t in chasers])
+            chasers = await _chase(session, settings, clock, now)
     if closed or chasers:
         log.info("auto-close: %d chasers, %d tickets closed", len(chasers), len(closed))
     return AutocloseReport(chasers=tuple(chasers), closed=tuple(closed))

@@ -53,9 +53,21 @@ def redact(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A planned mail that was not queued, and why."""
+
+    ticket_id: int
+    kind: str
+    reason: str
+    rate_limited: bool  # a temporary reason: the same mail may go out once the window has passed
+
+
 async def enqueue_notifications(
     session: AsyncSession, settings: Settings, clock: Clock, events: Sequence[TicketEvent]
-) -> None:
+) -> list[Suppressed]:
+    """Queue the mails the events call for; returns those a guard held back (already logged)."""
+    suppressed: list[Suppressed] = []
     for event in events:
         ticket = await session.get(Ticket, event.ticket_id)
         if ticket is None:
@@ -65,7 +77,9 @@ async def enqueue_notifications(
         if planned:
             about = await _about(session, ticket, event)
             for one in planned:
-                await _enqueue_one(session, settings, clock, about, one)
+                held = await _enqueue_one(session, settings, clock, about, one)
+                suppressed += [held] if held is not None else []
+    return suppressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,29 +202,31 @@ async def recent_counts(
 
 async def _suppressed(
     session: AsyncSession, settings: Settings, ticket: Ticket, planned: Planned, now: datetime
-) -> str | None:
+) -> Suppressed | None:
     address = planned.to.email.lower()
     reason = guard.suppression_reason(address, settings, automatic=planned.automatic, internal=planned.internal)
-    if reason is None and planned.automatic:
+    if reason is not None:
+        return Suppressed(ticket.id, planned.kind, reason, rate_limited=False)
+    if planned.automatic:
         counts = await recent_counts(session, settings, address, ticket.id, now)
         reason = guard.rate_limit_reason(counts, settings)
-    return reason
+    return Suppressed(ticket.id, planned.kind, reason, rate_limited=True) if reason is not None else None
 
 
 async def _enqueue_one(
     session: AsyncSession, settings: Settings, clock: Clock, about: _About, planned: Planned
-) -> None:
+) -> Suppressed | None:
     now, ticket = clock.now(), about.ticket
-    reason = await _suppressed(session, settings, ticket, planned, now)
-    if reason is not None:
+    held = await _suppressed(session, settings, ticket, planned, now)
+    if held is not None:
         log.info(
             "notification %s for %s to %s suppressed: %s",
             planned.kind,
             ticket.reference,
             redact(planned.to.email),
-            reason,
+            held.reason,
         )
-        return
+        return held
     mail = _outgoing(settings, about, planned, now)
     session.add(
         OutboxMail(
@@ -229,6 +245,7 @@ async def _enqueue_one(
     reply = about.message if isinstance(about.event, AgentReplied) else None
     _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
+    return None
 
 
 def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime) -> OutgoingMail:
