@@ -1,6 +1,7 @@
 """Backfill: import a mailbox's history through the pipeline, read-only and resumable.
 
-The mailbox is only read: BODY.PEEK[] (no \\Seen), nothing moved, no folder created.  Progress is kept
+The mailbox is only read: the folder is opened with EXAMINE (so not even \\Recent changes), fetched with
+BODY.PEEK[] (no \\Seen), nothing moved, no folder created.  Progress is kept
 in `mailbox_state` under a key of its own per (mailbox, folder, since), committed after every batch and
 on interruption, so a re-run continues after the last committed UID; a UIDVALIDITY change restarts
 from the beginning, which the pipeline's dedupe makes safe ("duplicate").
@@ -74,10 +75,9 @@ def find_mailbox(settings: Settings, name: str) -> MailboxSettings:
     return mailboxes[name]
 
 
-def read_only(mailbox: MailboxSettings, folder: str | None) -> MailboxSettings:
-    """The mailbox settings aimed at one folder, with nothing for `ImapSession.open` to create."""
-    target = folder or mailbox.folder
-    return mailbox.model_copy(update={"folder": target, "processed_folder": target, "quarantine_folder": target})
+def aimed_at(mailbox: MailboxSettings, folder: str | None) -> MailboxSettings:
+    """The mailbox settings aimed at another folder (e.g. Sent), or unchanged."""
+    return mailbox.model_copy(update={"folder": folder or mailbox.folder})
 
 
 async def backfill(
@@ -92,12 +92,12 @@ async def backfill(
     connect: SessionFactory = ImapSession,
 ) -> Summary:
     """Ingest every message of the folder since `since` not yet imported; at most `limit` this run."""
-    target = read_only(mailbox, folder)
+    target = aimed_at(mailbox, folder)
     summary = Summary(mailbox.name, target.folder, since)
     state, key = MailboxStateStore(sessions), state_key(mailbox.name, target.folder, since)
     session = connect(target)
     try:
-        last_uid = await state.resync(key, await session.open())
+        last_uid = await state.resync(key, await session.open(read_only=True))
         log.info("backfill %s since %s, after UID %d", redacted(target), since, last_uid)
         found = await search_since(session, since)
         fresh = [uid for uid in found if uid > last_uid]

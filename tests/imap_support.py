@@ -130,6 +130,12 @@ class ImapServer:
             _status, data = c.fetch("1:*", "(FLAGS)")
             return [x for x in data if isinstance(x, bytes)]
 
+    def recent(self, folder: str) -> int:
+        """How many messages a new SELECT sees as \\Recent (and so takes: call it last)."""
+        with self.client() as c:
+            c.select(f'"{folder}"')
+            return int((c.untagged_responses.get("RECENT") or [b"0"])[-1])
+
     async def a_append(self, folder: str, *messages: bytes) -> None:
         await asyncio.to_thread(self.append, folder, *messages)
 

@@ -70,6 +70,17 @@ async def test_backfill_makes_tickets_mails_nobody_and_leaves_the_mailbox_alone(
     assert await count(sqlite_store, Ticket) == 30
 
 
+async def test_backfill_opens_the_folder_read_only_so_recent_stays_for_the_mail_client(
+    imap_server: ImapServer, sqlite_store: Store
+) -> None:
+    await add_example_client(sqlite_store.sessions)
+    mailbox = await filled(imap_server, 5)
+    summary = await run(sqlite_store, mailbox)
+    assert dict(summary.outcomes) == {"created": 5}
+    # SELECT would have claimed \\Recent for the backfill's session; EXAMINE leaves it to the next client.
+    assert await asyncio.to_thread(imap_server.recent, mailbox.folder) == 5
+
+
 async def test_limit_then_resume_imports_every_message_once(imap_server: ImapServer, sqlite_store: Store) -> None:
     await add_example_client(sqlite_store.sessions)
     mailbox = await filled(imap_server, 30)

@@ -179,8 +179,12 @@ class ImapSession:
             raise ImapError(f"{what} failed: {response.result} {_text(response.lines)}")
         return response
 
-    async def open(self) -> int:
-        """Connect, authenticate, create the target folders, select the watched one; → UIDVALIDITY."""
+    async def open(self, *, read_only: bool = False) -> int:
+        """Connect, authenticate, create the target folders, select the watched one; → UIDVALIDITY.
+
+        `read_only` (backfill) creates nothing and opens the folder with EXAMINE, which leaves every flag
+        alone, \\Recent included; SELECT would take \\Recent from the mail client that should see it.
+        """
         m = self.mailbox
         await self.call(self.client.wait_hello_from_server())
         if m.oauth2_token_command:
@@ -191,10 +195,18 @@ class ImapSession:
         if response.result != "OK":
             raise ImapAuthError(f"authentication refused for {m.username}: {_text(response.lines)}")
         await self.call(self.client.protocol.capability())
+        if read_only:
+            return await self._examine(m.folder)
         for folder in {m.processed_folder, m.quarantine_folder} - {m.folder}:
             await self.ensure_folder(folder)
         selected = await self.ok(self.client.select(_q(m.folder)), "SELECT")
         return parse_uidvalidity(selected.lines)
+
+    async def _examine(self, folder: str) -> int:
+        examined = await self.ok(self.client.examine(_q(folder)), "EXAMINE")
+        # aioimaplib only tracks SELECT; without this it refuses UID SEARCH/FETCH after EXAMINE.
+        self.client.protocol.state = aioimaplib.SELECTED
+        return parse_uidvalidity(examined.lines)
 
     async def ensure_folder(self, folder: str) -> None:
         response = await self.call(self.client.create(_q(folder)))
