@@ -40,3 +40,9 @@ def test_uncommented_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     settings = load_settings(config)
     assert settings.mailboxes[0].name == "support"
     assert settings.lmtp_bind == "127.0.0.1:2424" and settings.log_format == "text"
+
+
+def test_example_says_what_an_empty_http_bind_does() -> None:
+    text = EXAMPLE.read_text()
+    block = text[: text.index("# http_bind = ")].rsplit("# ---", 1)[1]
+    assert '""' in block and "no API" in block
