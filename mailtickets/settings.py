@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     notify_new_tickets_to: list[str] = Field(default_factory=list)
     notify_client_on_create: bool = True
     notify_client_on_close: bool = True
+    notify_client_on_merge: bool = True
     notify_distribution_on_create: bool = True
     notify_agent_on_assign: bool = True
     notify_agent_on_client_reply: bool = True

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from mailtickets.models import Direction, OutboxMail, Priority, Ticket, TicketMe
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.settings import Settings
 from mailtickets.tickets import lifecycle
-from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent
+from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent, TicketMerged
 from tests.conftest import Store
 from tests.notify_support import Seeded, notify_settings, seed_ticket
 
@@ -114,7 +115,8 @@ async def test_private_note_is_not_mailed(world: World) -> None:
 
 async def test_merge_moves_messages_and_closes_source(world: World) -> None:
     other = await seed_ticket(world.sessions, number=13, subject="Printer still on fire")
-    assert await _do(world, "merge", "TCK-13", "TCK-12") == []
+    events = await _do(world, "merge", "TCK-13", "TCK-12")
+    assert events == [TicketMerged(other.ticket_id, world.ticket.ticket_id, (other.message_id,))]
     source = await _ticket(world, other.ticket_id)
     assert (source.status, source.merged_into_id) == (TicketStatus.CLOSED, world.ticket.ticket_id)
     async with transaction(world.sessions) as session:
@@ -124,6 +126,28 @@ async def test_merge_moves_messages_and_closes_source(world: World) -> None:
         await _do(world, "close", "TCK-13")
     with pytest.raises(InvalidInput):
         await _do(world, "merge", "TCK-12", "TCK-12")
+
+
+async def test_merge_tells_the_merged_tickets_client_where_it_continues(world: World) -> None:
+    await seed_ticket(world.sessions, number=13, subject="Printer still on fire", contact_email="max@client.example")
+    await _do(world, "merge", "TCK-13", "TCK-12")
+    assert await _outbox(world) == [("merged", "max@client.example")]
+    async with transaction(world.sessions) as session:
+        row = await session.scalar(select(OutboxMail))
+    assert row is not None and row.automatic
+    mail = message_from_bytes(row.raw, policy=policy.default)
+    assert mail["Subject"] == "[TCK-13] Merged into TCK-12: Printer still on fire"
+    assert mail["In-Reply-To"] == "<client-13@client.example>"  # the client's own message, though it moved
+    assert mail["Auto-Submitted"] == "auto-replied"
+    text = mail.get_body(("plain",))
+    assert text is not None and "merged into ticket TCK-12" in text.get_content()
+
+
+async def test_merge_notice_can_be_switched_off(world: World) -> None:
+    world.settings = notify_settings(world.settings, notify_client_on_merge=False)
+    await seed_ticket(world.sessions, number=13, contact_email="max@client.example")
+    await _do(world, "merge", "TCK-13", "TCK-12")
+    assert await _outbox(world) == []
 
 
 async def test_set_priority(world: World) -> None:

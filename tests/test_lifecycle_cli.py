@@ -66,7 +66,7 @@ def test_lifecycle_commands(env: dict[str, str], tmp_path: Path) -> None:
     tickets, kinds = _state(env)
     assert [(ref, status) for ref, status, _ in tickets] == [("TCK-12", "closed"), ("TCK-13", "closed")]
     assert tickets[0][2] is not None
-    assert kinds == ["assigned", "agent_reply", "closed"]
+    assert kinds == ["assigned", "agent_reply", "merged", "closed"]
 
 
 def test_errors_are_clean_messages(env: dict[str, str]) -> None:

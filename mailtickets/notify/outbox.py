@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -35,11 +35,12 @@ from mailtickets.tickets.events import (
     TicketClosed,
     TicketCreated,
     TicketEvent,
+    TicketMerged,
 )
 
 log = logging.getLogger(__name__)
 
-CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed")  # counted by the per-ticket limit
+CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 
 
 @lru_cache(maxsize=8)
@@ -91,11 +92,23 @@ class _About:
     message: TicketMessage | None  # the client's message or the agent's reply the event is about
     in_reply_to: str | None
     references: tuple[str, ...]
+    merged_into: str = ""  # for TicketMerged: the reference of the ticket that carries on
 
 
 async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _About:
-    in_reply_to, references = await _thread(session, ticket.id)
-    return _About(ticket, event, await _event_message(session, event), in_reply_to, references)
+    in_reply_to, references = await _thread(session, _thread_of(ticket, event))
+    message = await _event_message(session, event)
+    if isinstance(event, TicketMerged):
+        target = await session.get_one(Ticket, event.into_ticket_id)
+        return _About(ticket, event, message, in_reply_to, references, target.reference)
+    return _About(ticket, event, message, in_reply_to, references)
+
+
+def _thread_of(ticket: Ticket, event: TicketEvent) -> ColumnElement[bool]:
+    """The messages of the conversation a mail belongs to: a merged ticket's are now on the other one."""
+    if isinstance(event, TicketMerged):
+        return TicketMessage.id.in_(event.moved_message_ids)
+    return TicketMessage.ticket_id == ticket.id
 
 
 async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> TicketParties:
@@ -105,7 +118,7 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
     else:
         first = await session.scalar(
             select(TicketMessage.author_email)
-            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.direction == Direction.INBOUND)
+            .where(_thread_of(ticket, event), TicketMessage.direction == Direction.INBOUND)
             .order_by(TicketMessage.id)
             .limit(1)
         )
@@ -123,12 +136,12 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
     )
 
 
-async def _thread(session: AsyncSession, ticket_id: int) -> tuple[str | None, tuple[str, ...]]:
+async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
     """The client's latest message id (In-Reply-To) and the References list of the ticket's thread."""
     rows = (
         await session.execute(
             select(TicketMessage.message_id, TicketMessage.direction)
-            .where(TicketMessage.ticket_id == ticket_id, TicketMessage.message_id.is_not(None))
+            .where(messages, TicketMessage.message_id.is_not(None))
             .where(TicketMessage.public.is_(True))
             .order_by(TicketMessage.id)
         )
@@ -146,10 +159,8 @@ async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMes
     return None
 
 
-def _context(
-    settings: Settings, ticket: Ticket, event: TicketEvent, planned: Planned, message: TicketMessage | None
-) -> MailContext:
-    contact = ticket.contact
+def _context(settings: Settings, about: _About, planned: Planned) -> MailContext:
+    ticket, event, message, contact = about.ticket, about.event, about.message, about.ticket.contact
     text = ""
     if message is not None:
         text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
@@ -168,6 +179,7 @@ def _context(
         reopened=isinstance(event, ClientReplied) and event.reopened,
         automatic=isinstance(event, TicketClosed) and event.automatic,
         close_in_hours=round(max(settings.autoclose_close_hours - settings.autoclose_chaser_hours, 0)),
+        merged_into=about.merged_into,
     )
 
 
@@ -249,7 +261,7 @@ async def _enqueue_one(
 
 
 def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime) -> OutgoingMail:
-    context = _context(settings, about.ticket, about.event, planned, about.message)
+    context = _context(settings, about, planned)
     rendered = render(_environment(settings.templates_dir), planned.kind, context)
     return OutgoingMail(
         sender=settings.support_address,

@@ -1,8 +1,9 @@
 """Who hears about an event: pure recipient rules, one function per kind of event.
 
 created → the client contact (acknowledgement) and the distribution list; client replied → the assigned
-agent, or the distribution list when nobody is assigned; agent public reply, auto-close chaser and
-closure → the client contact; assigned → the agent.  Each kind can be switched off in settings.
+agent, or the distribution list when nobody is assigned; agent public reply, auto-close chaser,
+closure and merge into another ticket → the client contact; assigned → the agent.  Each kind can be
+switched off in settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mailtickets.tickets.events import (
     TicketClosed,
     TicketCreated,
     TicketEvent,
+    TicketMerged,
 )
 
 AUTO_REPLIED = "auto-replied"  # RFC 3834: automatic mail in answer to the client's message
@@ -91,6 +93,8 @@ def plan_notifications(event: TicketEvent, parties: TicketParties, settings: Set
             return [Planned("assigned", parties.event_agent, True, AUTO_GENERATED)]
         case TicketClosed():
             return _client("closed", parties) if settings.notify_client_on_close else []
+        case TicketMerged():
+            return _client("merged", parties) if settings.notify_client_on_merge else []
         case ChaserDue():
             return _client("chaser", parties) if settings.notify_client_autoclose_chaser else []
     return []

@@ -17,7 +17,7 @@ import jinja2
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "emails"
 
 # Every kind of mail we send; each needs <kind>.subject.txt, <kind>.txt and <kind>.html.
-KINDS = ("acknowledgement", "new_ticket", "assigned", "client_reply", "agent_reply", "chaser", "closed")
+KINDS = ("acknowledgement", "new_ticket", "assigned", "client_reply", "agent_reply", "chaser", "closed", "merged")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ class MailContext:
     reopened: bool = False
     automatic: bool = False
     close_in_hours: int = 0
+    merged_into: str = ""  # the reference of the ticket this one was merged into
     subject_line: str = ""  # filled in after the subject is rendered, for the HTML <title>
 
 
@@ -99,6 +100,7 @@ def sample_context() -> MailContext:
         reopened=True,
         automatic=True,
         close_in_hours=24,
+        merged_into="TCK-7",
     )
 
 

@@ -43,8 +43,15 @@ class TicketClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketMerged:
+    ticket_id: int  # the merged ticket, now closed and pointing to the other
+    into_ticket_id: int
+    moved_message_ids: tuple[int, ...]  # its messages, now on the other ticket: the client's thread
+
+
+@dataclass(frozen=True, slots=True)
 class ChaserDue:
     ticket_id: int
 
 
-TicketEvent = TicketCreated | ClientReplied | AgentReplied | TicketAssigned | TicketClosed | ChaserDue
+TicketEvent = TicketCreated | ClientReplied | AgentReplied | TicketAssigned | TicketClosed | TicketMerged | ChaserDue

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailtickets.errors import Conflict, InvalidInput, NotFound
 from mailtickets.models import Agent, Direction, Priority, Ticket, TicketMessage, TicketStatus
 from mailtickets.settings import Settings
-from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent
+from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent, TicketMerged
 from mailtickets.tickets.service import ticket_by_reference
 
 _OPEN_STATES = {TicketStatus.OPEN, TicketStatus.WORKING, TicketStatus.HOLD, TicketStatus.AUTO_CLOSE}
@@ -151,20 +151,24 @@ async def merge(
     """Move the source's messages to the target and close the source with a pointer to it.
 
     Later mail that references the source lands on the target: threading follows merged_into_id.
+    The source's client is told where the request continues (TicketMerged).
     """
     source = await _ticket(session, settings, source_ref)
     target = await _ticket(session, settings, into_ref)
     if source.id == target.id:
         raise InvalidInput("a ticket cannot be merged into itself", {"into": "must differ from the source"})
-    await session.execute(
-        update(TicketMessage)
-        .where(TicketMessage.ticket_id == source.id)
-        .values(ticket_id=target.id)
-        .execution_options(synchronize_session="fetch")
-    )
+    moved = (
+        await session.scalars(
+            update(TicketMessage)
+            .where(TicketMessage.ticket_id == source.id)
+            .values(ticket_id=target.id)
+            .returning(TicketMessage.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    ).all()
     _close(source, now)
     source.merged_into_id = target.id
-    return []
+    return [TicketMerged(source.id, target.id, tuple(sorted(moved)))]
 
 
 async def set_priority(
