@@ -70,3 +70,17 @@ def test_dockerfile_copies_what_exists() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_dockerfile_copies_the_targets_of_symlinks_it_copies() -> None:
+    """COPY keeps a symlink as a link (mailtickets/templates -> ../templates): its target must be copied too."""
+    copied = {
+        source.rstrip("/")
+        for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+    }
+    for source in copied:
+        for link in (p for p in (ROOT / source).rglob("*") if p.is_symlink()):
+            target = link.resolve().relative_to(ROOT.resolve())
+            assert any(target.is_relative_to(c) for c in copied), f"{link.relative_to(ROOT)} -> {target} not copied"
