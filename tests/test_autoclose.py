@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.clock import ManualClock
 from mailtickets.db import transaction
 from mailtickets.jobs.autoclose import run_autoclose_loop, run_autoclose_once
-from mailtickets.models import OutboxMail, Ticket, TicketStatus
+from mailtickets.models import OutboxMail, Outcome, Ticket, TicketStatus
+from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 from mailtickets.tickets import lifecycle
+from tests.builders import make_message
 from tests.conftest import Store
 from tests.notify_support import Seeded, notify_settings, seed_ticket
 
@@ -67,9 +69,11 @@ async def test_client_reply_cancels_the_countdown(world: World) -> None:
     world.clock.advance(timedelta(hours=50))
     await run_autoclose_once(world.settings, world.sessions, world.clock)
     async with transaction(world.sessions) as session:
-        ticket = await session.get(Ticket, world.ticket.ticket_id)
-        assert ticket is not None
-        lifecycle.reset_autoclose(ticket)
+        chaser = await session.scalar(select(OutboxMail.message_id).where(OutboxMail.kind == "chaser"))
+    answer = make_message(sender="zoe@client.example", subject="still broken", in_reply_to=chaser)
+    result = await Pipeline(world.settings, world.sessions, world.clock).ingest(answer, "test")
+    assert (result.outcome, result.ticket) == (Outcome.REPLIED, "TCK-12")
+    assert await _status(world) == TicketStatus.OPEN
     world.clock.advance(timedelta(hours=100))
     await run_autoclose_once(world.settings, world.sessions, world.clock)
     assert await _status(world) == TicketStatus.OPEN
