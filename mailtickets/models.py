@@ -249,6 +249,7 @@ class TicketMessage(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    inbound_mail: Mapped[InboundMail | None] = relationship(lazy="raise_on_sql")
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", order_by="Attachment.id", lazy="selectin", cascade="all, delete-orphan"
     )

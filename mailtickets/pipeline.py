@@ -161,11 +161,11 @@ class Pipeline:
     ) -> IngestResult:
         record = self._record(received, parsed, key, decision)
         session.add(record)
-        await session.flush()
         if decision.message is not None:
-            decision.message.inbound_mail_id = record.id
+            decision.message.inbound_mail = record  # one flush inserts the record, then the message
+        await session.flush()
         if self.notify:
-            await record_events(session, self.settings, self.clock, decision.events)
+            await record_events(session, self.settings, self.clock, decision.make_events())
         return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
 
     def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +37,8 @@ class Decision:
     reason: str | None = None
     ticket: Ticket | None = None
     message: TicketMessage | None = None
-    events: list[TicketEvent] = field(default_factory=list)
+    # Built after the one flush that writes the message with its inbound record (it gives message.id).
+    make_events: Callable[[], list[TicketEvent]] = list
 
     @property
     def reference(self) -> str | None:
@@ -156,9 +157,14 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
     ticket.updated_at = context.clock.now()
     # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
     contact = await _contact_for(context, sender) if sender.known else None
-    message = await _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
-    event = ClientReplied(ticket.id, message.id, reopened=outcome == Outcome.REOPENED)
-    return Decision(outcome, reason=f"threaded by {thread.threaded_by}", ticket=ticket, message=message, events=[event])
+    message = _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
+    reopened = outcome == Outcome.REOPENED
+
+    def events() -> list[TicketEvent]:
+        return [ClientReplied(ticket.id, message.id, reopened=reopened)]
+
+    reason = f"threaded by {thread.threaded_by}"
+    return Decision(outcome, reason=reason, ticket=ticket, message=message, make_events=events)
 
 
 def _may_reopen(context: Context, ticket: Ticket) -> bool:
@@ -199,12 +205,18 @@ async def _new_ticket(
     ticket = await create_ticket(context.session, context.settings.ticket_prefix, new, context.clock.now())
     # Hand the new ticket its people now: notifications read them, and asyncio forbids lazy loads.
     ticket.contact, ticket.client, ticket.assigned_agent = contact, client, overrides.agent
-    message = await _add_message(context, ticket, contact, parsed.text.strip())
+    message = _add_message(context, ticket, contact, parsed.text.strip())
     reason = f"follow-up to closed {linked.reference}" if linked else note
-    events: list[TicketEvent] = [TicketCreated(ticket.id, message.id, acknowledge=not new.suppress_acknowledgement)]
-    if overrides.agent is not None:
-        events.append(TicketAssigned(ticket.id, overrides.agent.id, previous_agent_id=None))
-    return Decision(Outcome.CREATED, reason=reason, ticket=ticket, message=message, events=events)
+    agent = overrides.agent
+
+    def events() -> list[TicketEvent]:
+        acknowledge = not new.suppress_acknowledgement
+        created: list[TicketEvent] = [TicketCreated(ticket.id, message.id, acknowledge=acknowledge)]
+        if agent is not None:
+            created.append(TicketAssigned(ticket.id, agent.id, previous_agent_id=None))
+        return created
+
+    return Decision(Outcome.CREATED, reason=reason, ticket=ticket, message=message, make_events=events)
 
 
 async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
@@ -224,12 +236,12 @@ async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
     return contact
 
 
-async def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_text: str) -> TicketMessage:
+def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_text: str) -> TicketMessage:
+    """Added, not flushed: the caller's flush writes it together with its inbound record."""
     contact_id = contact.id if contact is not None else None
     message = inbound_message(context.parsed, ticket, new_text, contact_id, context.clock.now())
     store_attachments(message, context.parsed, context.files)
     context.session.add(message)
-    await context.session.flush()
     return message
 
 
