@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
 from mailtickets.db import create_engine, session_factory, upgrade
-from mailtickets.ingest.imap import CONNECTED, STANDBY, Backoff, MailboxListener
+from mailtickets.ingest.imap import AUTH_RETRY_SECONDS, CONNECTED, STANDBY, Backoff, MailboxListener
 from mailtickets.ingest.imap_session import ImapSession
 from mailtickets.leases import Leases
 from mailtickets.settings import MailboxSettings
@@ -210,6 +211,17 @@ async def test_wrong_password_is_reported_without_the_password(
         status = run.listener.status
     assert "wrong-secret-pw" not in caplog.text
     assert status.startswith("login refused") and "wrong-secret-pw" not in status
+    assert f"retry in {AUTH_RETRY_SECONDS:.0f} s" in caplog.text  # slowly, not in a tight loop
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(base=1.0, cap=8.0, rng=random.Random(3))
+    delays = [backoff.next() for _ in range(6)]
+    for delay, step in zip(delays, [1.0, 2.0, 4.0, 8.0, 8.0, 8.0], strict=True):
+        assert step / 2 <= delay <= step
+    assert len(set(delays)) == len(delays)  # jittered: no two reconnects in lockstep
+    backoff.reset()
+    assert backoff.next() <= 1.0
 
 
 async def test_second_instance_takes_over_when_the_holder_dies(imap_server: ImapServer, store: Store) -> None:

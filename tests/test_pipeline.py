@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -306,3 +307,16 @@ async def test_a_pipeline_without_notifications_writes_no_outbox_rows(world: Sto
     assert await count(world, OutboxMail) == 0
     assert (await world.pipeline().ingest(make_message(message_id="<other@acme.example>"), "pipe")).ticket == "TCK-5"
     assert await count(world, OutboxMail) > 0
+
+
+async def test_each_message_logs_one_info_line_with_its_message_id_outcome_and_ticket(
+    world: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    raw = make_message(message_id="<log-1@acme.example>")
+    for _ in range(2):
+        await world.pipeline().ingest(raw, "pipe")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline" and r.levelno >= logging.INFO]
+    assert len(lines) == 2, lines
+    assert "log-1@acme.example" in lines[0] and "created TCK-4" in lines[0]
+    assert "log-1@acme.example" in lines[1] and "duplicate TCK-4" in lines[1]
