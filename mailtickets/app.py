@@ -32,6 +32,7 @@ from mailtickets.jobs.autoclose import run_autoclose_loop
 from mailtickets.leases import Leases, instance_owner
 from mailtickets.metrics import Metrics, watch_mailbox
 from mailtickets.notify.sender import run_outbox_sender
+from mailtickets.notify.templates import check_templates
 from mailtickets.pipeline import Pipeline
 from mailtickets.settings import MailboxSettings, Settings
 
@@ -44,6 +45,10 @@ Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 class SchemaNotCurrent(MailticketsError):
     """The database is not at the newest migration: `mailtickets db upgrade` first."""
+
+
+class TemplatesBroken(MailticketsError):
+    """An email template (an admin's override) does not render: refuse to start rather than fail mail later."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,21 @@ async def check_schema(engine: AsyncEngine, database_url: str) -> None:
         )
 
 
+def check_templates_at_start(settings: Settings) -> None:
+    """Render every email template once, as `mailtickets templates check` does; raise TemplatesBroken."""
+    folder = settings.templates_dir
+    if folder is not None and not folder.is_dir():
+        raise TemplatesBroken(f"templates_dir is not a folder: {folder}")
+    failures = [error for error in check_templates(folder).values() if error is not None]
+    if failures:
+        raise TemplatesBroken(
+            f"email templates do not render ({'; '.join(failures)}): see `mailtickets templates check`"
+        )
+
+
 async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (or `stop` is set)."""
+    check_templates_at_start(settings)
     stop = stop or asyncio.Event()
     engine = create_engine(settings.database_url)
     try:

@@ -20,7 +20,7 @@ from conftest import Store
 from imap_support import ImapServer, add_example_client, dovecot_from_env, free_port, make_message
 from sqlalchemy import func, select
 
-from mailtickets.app import SchemaNotCurrent, run
+from mailtickets.app import SchemaNotCurrent, TemplatesBroken, run
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.models import Ticket
 from mailtickets.settings import Settings
@@ -65,6 +65,13 @@ def migrated(tmp_path: Path) -> Iterator[Path]:
 async def test_run_refuses_a_database_not_at_head(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(SchemaNotCurrent, match="mailtickets db upgrade"):
+        await run(settings)
+
+
+async def test_run_refuses_templates_that_do_not_render(tmp_path: Path) -> None:
+    (tmp_path / "chaser.txt").write_text("Hello {{ recipent_name }}")  # a misspelt variable in an override
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", templates_dir=tmp_path)
+    with pytest.raises(TemplatesBroken, match="recipent_name"):
         await run(settings)
 
 

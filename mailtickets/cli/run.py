@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from mailtickets.app import SchemaNotCurrent, run
+from mailtickets.app import SchemaNotCurrent, TemplatesBroken, run
 from mailtickets.cli.common import CliState, pass_state
 from mailtickets.errors import InvalidInput
 from mailtickets.log_setup import configure_logging
@@ -24,7 +24,7 @@ def run_command(state: CliState) -> None:
         configure_logging(settings)  # text, or JSON lines with log_format = "json"
     try:
         asyncio.run(run(settings))
-    except (SchemaNotCurrent, InvalidInput) as exc:
+    except (SchemaNotCurrent, TemplatesBroken, InvalidInput) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
