@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api import clients, contacts, operations, quarantine, rules, tickets
-from mailtickets.api.deps import AppContext, Context, reject_nul
+from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.clock import Clock
 from mailtickets.pipeline import Pipeline
@@ -56,7 +56,8 @@ def create_app(
     pipeline = pipeline or Pipeline(settings, sessions, clock)
     app.state.context = AppContext(settings=settings, sessions=sessions, clock=clock, pipeline=pipeline)
     install_error_handlers(app)
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_nul)])
+    # The key first: without one, nothing under /api/v1 answers but 401 (not even a 422 on the query).
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(get_reader), Depends(reject_nul)])
     for module in (contacts, clients, tickets, rules, quarantine):
         api.include_router(module.router)
     app.include_router(api)

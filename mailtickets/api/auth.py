@@ -1,6 +1,7 @@
 """API-key authentication: `Authorization: Bearer KEY`, HTTP Basic `name:KEY`, or `X-API-Key: KEY`.
 
-Read-only keys may only read (GET/HEAD); anything else answers 403.
+Read-only keys may only read (GET/HEAD), and POST only where nothing is written (the rules' dry run);
+anything else answers 403.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _basic(value: str) -> tuple[str | None, str]:
 
 
 async def authenticate(request: Request, sessions: async_sessionmaker[AsyncSession]) -> Caller:
+    """The caller owning the presented key; 401 when none or a wrong one was presented."""
     credentials = presented_credentials(request)
     if credentials is None:
         raise ApiError(401, "unauthorized", "an API key is required", CHALLENGE)
@@ -51,6 +53,11 @@ async def authenticate(request: Request, sessions: async_sessionmaker[AsyncSessi
         caller = await verify_api_key(session, key, name=name)
     if caller is None:
         raise ApiError(401, "unauthorized", "invalid API key", CHALLENGE)
+    return caller
+
+
+def require_write_access(request: Request, caller: Caller) -> Caller:
+    """403 when a read-only key asks for anything but a read."""
     if caller.read_only and request.method not in READ_METHODS:
         raise ApiError(403, "forbidden", f"API key {caller.name!r} is read-only")
     return caller

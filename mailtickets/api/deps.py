@@ -10,7 +10,7 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.api.auth import authenticate
+from mailtickets.api.auth import authenticate, require_write_access
 from mailtickets.api.errors import ApiError
 from mailtickets.apikeys import Caller
 from mailtickets.clock import Clock
@@ -38,8 +38,17 @@ def get_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_caller(request: Request, context: Context) -> Caller:
+async def get_reader(request: Request, context: Context) -> Caller:
+    """Any valid key, read-only ones included: every /api/v1 route checks this first (401)."""
     return await authenticate(request, context.sessions)
+
+
+ReaderDep = Annotated[Caller, Depends(get_reader)]
+
+
+def get_caller(request: Request, caller: ReaderDep) -> Caller:
+    """A valid key allowed to do what the request asks: read-only keys get 403 on writes."""
+    return require_write_access(request, caller)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

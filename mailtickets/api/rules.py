@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailtickets.api.deps import CallerDep, Context, JsonObject, body_of
+from mailtickets.api.deps import CallerDep, Context, JsonObject, ReaderDep, body_of
 from mailtickets.api.errors import ERROR_RESPONSES, ApiError
 from mailtickets.apikeys import Caller
 from mailtickets.db import transaction
@@ -84,7 +84,7 @@ async def list_rules(context: Context, _caller: CallerDep) -> list[RuleOut]:
 )
 async def dry_run(
     context: Context,
-    _caller: CallerDep,
+    _caller: ReaderDep,  # writes nothing, so read-only keys may use it too
     request: Request,
     source: Annotated[str, Query(min_length=1, max_length=200)] = "api",
 ) -> DryRunReport:
