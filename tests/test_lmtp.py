@@ -12,9 +12,11 @@ from conftest import Store
 from imap_support import FakeIngestor, add_example_client, free_port, make_message
 from sqlalchemy import func, select
 
+from mailtickets.db import create_engine, session_factory
 from mailtickets.ingest.lmtp import parse_bind, serve_lmtp
 from mailtickets.ingest.result import Ingestor
 from mailtickets.models import Ticket
+from mailtickets.pipeline import Pipeline
 
 
 @asynccontextmanager
@@ -56,7 +58,18 @@ async def test_250_only_after_the_ticket_is_committed(sqlite_store: Store) -> No
         assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
-async def test_451_when_the_store_is_unavailable() -> None:
+async def test_451_when_the_database_is_unreachable(sqlite_store: Store) -> None:
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing-listens-here")
+    pipeline = Pipeline(sqlite_store.settings, session_factory(engine), sqlite_store.clock)
+    try:
+        async with lmtp_server(pipeline) as port:
+            code, text = await asyncio.to_thread(deliver, port, make_message(1))
+    finally:
+        await engine.dispose()
+    assert (code, text) == (451, b"4.3.0 mail store unavailable, try again later")  # not the internal-error 451
+
+
+async def test_451_on_a_faked_store_failure_then_250_on_the_mtas_retry() -> None:
     ingestor = FakeIngestor()
     ingestor.fail_times = 1
     async with lmtp_server(ingestor) as port:
