@@ -73,6 +73,14 @@ async def test_create_by_phone_sends_acknowledgement(api: httpx.AsyncClient, sql
     ]
 
 
+async def test_create_with_an_assignee_notifies_the_agent(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    fields = {"subject": "Phone: VPN", "contact_id": 1, "assigned_agent": "dan@helpdesk.example"}
+    response = await api.post(BASE, json=fields)
+    assert response.status_code == 201, response.text
+    outbox = [(m.kind, m.recipient) for m in await _outbox(sqlite_store)]
+    assert ("assigned", "dan@helpdesk.example") in outbox
+
+
 async def test_create_failures(api: httpx.AsyncClient) -> None:
     missing = await api.post(BASE, json={"subject": "", "priority": "urgent", "contact_id": 0})
     assert missing.status_code == 422

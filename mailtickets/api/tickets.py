@@ -35,7 +35,7 @@ from mailtickets.models import Agent, Attachment, Client, Contact, Priority, Tic
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.storage import FileStore
 from mailtickets.tickets import lifecycle
-from mailtickets.tickets.events import TicketCreated, TicketEvent
+from mailtickets.tickets.events import TicketAssigned, TicketCreated, TicketEvent
 from mailtickets.tickets.service import NewTicket, create_ticket, ticket_by_reference
 from mailtickets.tickets.views import contact_summary, message_view, ticket_summary
 
@@ -120,6 +120,8 @@ async def create(context: Context, _caller: CallerDep, data: JsonObject, respons
         ticket = await create_ticket(session, context.settings.ticket_prefix, new, now)
         await session.refresh(ticket, ["client", "contact", "assigned_agent"])  # notifications read them
         events: list[TicketEvent] = [TicketCreated(ticket.id, None, acknowledge=fields.acknowledge)]
+        if new.assigned_agent_id is not None:  # the agent hears about it, as for mail assigned by a rule
+            events.append(TicketAssigned(ticket.id, new.assigned_agent_id, previous_agent_id=None))
         await enqueue_notifications(session, context.settings, context.clock, events)
         detail = await _detail(session, ticket)
     response.headers["Location"] = f"/api/v1/tickets/{detail.ref}"
