@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from api_support import api_client, make_key
 from conftest import Store
+from sqlalchemy import update
 
-from mailtickets.models import Client, Ticket
+from mailtickets.models import Client, Contact, Ticket
 
 BASE = "/api/v1/contacts"
 
@@ -74,6 +76,7 @@ async def test_get_by_id_and_unknown_id(api: httpx.AsyncClient) -> None:
         ("technical", {"a": 1}),
         ("name", 42),
         ("client_id", "one"),
+        ("colour", "red"),
     ],
 )
 async def test_each_rule_gives_422_naming_the_field(api: httpx.AsyncClient, field: str, value: Any) -> None:
@@ -81,6 +84,25 @@ async def test_each_rule_gives_422_naming_the_field(api: httpx.AsyncClient, fiel
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_failed" and list(error["fields"]) == [field]
+
+
+async def test_every_limit_is_accepted_at_its_maximum(api: httpx.AsyncClient) -> None:
+    at_limit = {
+        "name": "n" * 64,
+        "email": "a" * 64 + "@" + "b" * 62 + "." + "c" * 59 + ".com",  # 191 characters
+        "phone": "1" * 32,
+        "extension": "2" * 32,
+        "mobile": "3" * 32,
+        "department": "d" * 64,
+        "title": "t" * 64,
+        "auth_method": "sso",
+        "important": True,
+        "billing": True,
+        "technical": True,
+    }
+    assert len(at_limit["email"]) == 191
+    body = await _create(api, **at_limit)
+    assert {field: body[field] for field in at_limit} == at_limit
 
 
 async def test_422_lists_every_failing_field(api: httpx.AsyncClient) -> None:
@@ -94,8 +116,16 @@ async def test_mobile_e164_when_the_setting_asks(store: Store) -> None:
     async with api_client(store, await make_key(store)) as api:
         bad = await api.post(BASE, json={"name": "A", "mobile": "+61 411 112 233"})
         good = await api.post(BASE, json={"name": "A", "mobile": "+61411112233"})
+        patched = await api.patch(f"{BASE}/{good.json()['id']}", json={"mobile": "0411 112 233"})
+        upserted = await api.put(f"{BASE}/external/crm-1", json={"name": "B", "mobile": "+61-411-112-233"})
     assert bad.status_code == 422 and "E.164" in bad.json()["error"]["fields"]["mobile"]
     assert good.status_code == 201
+    assert [r.status_code for r in (patched, upserted)] == [422, 422]
+    assert "mobile" in patched.json()["error"]["fields"] and "mobile" in upserted.json()["error"]["fields"]
+
+
+async def test_mobile_is_free_form_without_the_setting(api: httpx.AsyncClient) -> None:
+    assert (await _create(api, mobile="0411 112 233"))["mobile"] == "0411 112 233"
 
 
 async def test_duplicate_email_is_409_naming_the_clash(api: httpx.AsyncClient) -> None:
@@ -105,6 +135,19 @@ async def test_duplicate_email_is_409_naming_the_clash(api: httpx.AsyncClient) -
     error = response.json()["error"]
     assert error["code"] == "conflict" and error["fields"] == {"email": "taken"}
     assert f"contact {first['id']}" in error["message"]
+
+
+async def test_email_clash_on_patch_and_put_is_409(api: httpx.AsyncClient) -> None:
+    first = await _create(api, email="sally@example.com")
+    second = await _create(api, name="Tim", email="tim@example.com")
+    patched = await api.patch(f"{BASE}/{second['id']}", json={"email": "Sally@Example.com"})
+    upserted = await api.put(f"{BASE}/external/crm-9", json={"name": "Sal", "email": "SALLY@example.com"})
+    for response in (patched, upserted):
+        assert response.status_code == 409
+        error = response.json()["error"]
+        assert error["fields"] == {"email": "taken"} and f"contact {first['id']}" in error["message"]
+    own = await api.patch(f"{BASE}/{first['id']}", json={"email": "SALLY@example.com"})
+    assert own.status_code == 200
 
 
 async def test_empty_body_is_400_nothing_sent(api: httpx.AsyncClient) -> None:
@@ -159,6 +202,10 @@ async def test_put_external_creates_201_then_updates_200(api: httpx.AsyncClient)
 async def test_put_external_failures(api: httpx.AsyncClient) -> None:
     missing_name = await api.put(f"{BASE}/external/x1", json={"email": "a@example.com"})
     assert missing_name.status_code == 422 and missing_name.json()["error"]["fields"] == {"name": "required"}
+    other_id = await api.put(f"{BASE}/external/x1", json={"name": "A", "external_id": "x2"})
+    assert other_id.status_code == 422 and set(other_id.json()["error"]["fields"]) == {"external_id"}
+    empty = await api.put(f"{BASE}/external/x1", content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "nothing_sent"
     assert (await api.get(f"{BASE}/external/nobody")).status_code == 404
 
 
@@ -201,6 +248,19 @@ async def test_list_filters_and_pagination(api: httpx.AsyncClient, store: Store)
     assert since["total"] == 3
     future = (await api.get(BASE, params={"updated_since": "2999-01-01T00:00:00Z"})).json()
     assert future["total"] == 0
+
+
+async def test_updated_since_finds_contacts_changed_by_patch_and_put(api: httpx.AsyncClient, store: Store) -> None:
+    still = await _create(api, name="Still")
+    patched = await _create(api, name="Patched")
+    await api.put(f"{BASE}/external/crm-5", json={"name": "Upserted"})
+    async with store.sessions() as session, session.begin():
+        await session.execute(update(Contact).values(updated_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    assert (await api.patch(f"{BASE}/{patched['id']}", json={"title": "CTO"})).status_code == 200
+    assert (await api.put(f"{BASE}/external/crm-5", json={"title": "CFO"})).status_code == 200
+    changed = (await api.get(BASE, params={"updated_since": "2021-01-01T00:00:00Z"})).json()
+    assert [c["name"] for c in changed["data"]] == ["Patched", "Upserted"]
+    assert still["id"] not in [c["id"] for c in changed["data"]]
 
 
 async def test_list_bad_filters_are_422(api: httpx.AsyncClient) -> None:
