@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -20,6 +22,7 @@ from mailtickets.ingest.result import IngestResult
 from mailtickets.pipeline import Pipeline
 
 EX_TEMPFAIL = 75  # the store is unavailable: run again later, it resumes
+EXIT_SIGTERM = 128 + signal.SIGTERM
 
 
 class BarProgress:
@@ -53,6 +56,7 @@ def backfill(state: CliState, name: str, since: datetime, folder: str | None, li
         raise click.ClickException(str(exc)) from exc
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> Summary:
+        _stop_like_ctrl_c_on_sigterm()
         pipeline = Pipeline(settings, sessions, notify=False)
         with ExitStack() as stack:
             progress = None if as_json else BarProgress(stack, f"{name}/{folder or mailbox.folder}")
@@ -69,7 +73,17 @@ def backfill(state: CliState, name: str, since: datetime, folder: str | None, li
     except (TemporaryError, DBAPIError) as exc:
         click.echo(f"temporary failure, run again later to continue: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
+    except asyncio.CancelledError:
+        click.echo("stopped by SIGTERM; the progress is saved, run the same command again to continue", err=True)
+        sys.exit(EXIT_SIGTERM)
     _print(summary, as_json)
+
+
+def _stop_like_ctrl_c_on_sigterm() -> None:
+    """SIGTERM cancels the import as Ctrl-C does, so that what was committed is saved as progress."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _print(summary: Summary, as_json: bool) -> None:
