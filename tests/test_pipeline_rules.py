@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailtickets.models import InboundMail, Outcome, Priority, Ticket
+from mailtickets.models import InboundMail, OutboxMail, Outcome, Priority, Ticket, TicketStatus
 from mailtickets.rules import load_rules_toml
 from mailtickets.rules.store import replace_all_rules
 from tests.builders import make_message
@@ -38,6 +38,11 @@ actions = [
 name = "Partner mail belongs to Acme"
 conditions = [{ field = "from_domain", op = "equals", value = "partner.example" }]
 actions = [{ action = "set_client", value = "Acme Corp" }]
+
+[[rule]]
+name = "Delivery receipts are filed closed"
+conditions = [{ field = "subject", op = "starts_with", value = "delivered:" }]
+actions = [{ action = "set_status", value = "closed" }, { action = "suppress_acknowledgement" }]
 """
 
 
@@ -81,6 +86,15 @@ async def test_set_client_turns_an_unknown_sender_into_a_ticket_for_that_client(
     assert (await ruled.pipeline().ingest(raw, "pipe")).outcome == Outcome.CREATED
     ticket = await new_ticket(ruled)
     assert ticket.client is not None and ticket.client.name == "Acme Corp"
+
+
+async def test_a_ticket_filed_closed_by_a_rule_is_closed_now_and_not_acknowledged(ruled: Store) -> None:
+    raw = make_message(subject="Delivered: parcel 7", message_id="<d@acme.example>")
+    assert (await ruled.pipeline().ingest(raw, "pipe")).outcome == Outcome.CREATED
+    ticket = await new_ticket(ruled)
+    assert (ticket.status, ticket.closed_at) == (TicketStatus.CLOSED, ruled.clock.now())
+    async with ruled.sessions() as session:
+        assert "acknowledgement" not in (await session.scalars(select(OutboxMail.kind))).all()
 
 
 async def test_a_rule_change_applies_to_the_next_message_without_restart(ruled: Store) -> None:

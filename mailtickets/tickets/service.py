@@ -76,6 +76,7 @@ async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now:
         created_at=now,
         updated_at=now,
         autoclose_since=now if new.status == TicketStatus.AUTO_CLOSE else None,
+        closed_at=now if new.status == TicketStatus.CLOSED else None,  # a rule may file a ticket as closed
     )
     session.add(ticket)
     await session.flush()
