@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mailtickets.cli.demo import table
@@ -63,3 +66,35 @@ def test_table_aligns_and_cuts_long_cells() -> None:
     assert rule == "-" * 48 + "  -"
     assert row.endswith("…  y")
     assert header.startswith("a ")
+
+
+def test_keep_serves_the_api_until_sigterm() -> None:
+    process = subprocess.Popen([str(_script()), "demo", "--keep"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = _lines_until(process, "Press Ctrl-C to stop.")
+        base = next(re.search(r"(http://\S+)/api/v1/docs", line) for line in lines if "/api/v1/docs" in line)
+        token = next(line.split(": ", 1)[1] for line in lines if line.startswith("API key (Bearer): "))
+        assert base is not None
+        with httpx.Client(base_url=base.group(1), timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            ready = client.get("/readyz").json()
+            tickets = client.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"})
+        assert ready["status"] == "ready" and ready["mailboxes"] == {"support": "connected"}
+        assert tickets.status_code == 200 and "TCK-1" in tickets.text and "TCK-2" in tickets.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(DEMO_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _lines_until(process: subprocess.Popen[str], last: str) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        lines.append(process.stdout.readline().rstrip("\n"))
+        if lines[-1] == last:
+            return lines
+    raise AssertionError("\n".join(lines))
