@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailtickets.directory.validation import FieldConflict
@@ -48,6 +49,7 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with existing data (the clash is named)",
     422: "Invalid input: every failing field listed",
+    503: "The database is unavailable: try again later",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _DESCRIPTIONS.items()
@@ -105,6 +107,12 @@ async def _temporary(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "temporarily_unavailable", "temporary failure, try again later")
 
 
+async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The database is down, busy or unreachable: ours and temporary, not a bug (no traceback, no SQL logged).
+    logger.warning("HTTP API: database unavailable (%s)", type(exc).__name__)
+    return error_response(503, "temporarily_unavailable", "temporary failure, try again later")
+
+
 async def _http(_request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
     detail = exc.detail if isinstance(exc, StarletteHTTPException) else "error"
@@ -125,5 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(TemporaryError, _temporary)
+    for unavailable in (OperationalError, InterfaceError, OSError):
+        app.add_exception_handler(unavailable, _store_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
