@@ -12,9 +12,11 @@ from mailtickets.clock import ManualClock
 from mailtickets.db import transaction
 from mailtickets.jobs.autoclose import run_autoclose_loop, run_autoclose_once
 from mailtickets.models import OutboxMail, Outcome, Ticket, TicketStatus
+from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 from mailtickets.tickets import lifecycle
+from mailtickets.tickets.events import TicketCreated
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.notify_support import Seeded, notify_settings, seed_ticket
@@ -146,3 +148,21 @@ async def test_rate_limited_chaser_is_retried_and_the_countdown_waits_for_it(wor
     world.clock.advance(timedelta(minutes=61))  # 24 hours after the second chaser
     assert (await run_autoclose_once(settings, world.sessions, world.clock)).closed == second
     assert set(await _chasers_by_ticket(world)) == both
+
+
+async def test_closure_waits_until_its_notice_is_not_rate_limited(world: World) -> None:
+    settings = notify_settings(world.settings, auto_mail_limit_short=1, auto_mail_limit_long=1)
+    world.clock.advance(timedelta(hours=48))
+    assert (await run_autoclose_once(settings, world.sessions, world.clock)).chasers == (world.ticket.ticket_id,)
+    world.clock.advance(timedelta(hours=24))
+    other = await seed_ticket(world.sessions, number=20)  # the same client just got an acknowledgement
+    async with transaction(world.sessions) as session:
+        await enqueue_notifications(session, settings, world.clock, [TicketCreated(other.ticket_id, other.message_id)])
+    assert (await run_autoclose_once(settings, world.sessions, world.clock)).closed == ()
+    assert await _status(world) == TicketStatus.AUTO_CLOSE
+    world.clock.advance(timedelta(minutes=61))
+    assert (await run_autoclose_once(settings, world.sessions, world.clock)).closed == (world.ticket.ticket_id,)
+    assert await _kinds(world) == ["chaser", "acknowledgement", "closed"]
+    async with transaction(world.sessions) as session:
+        ticket = await session.get(Ticket, world.ticket.ticket_id)
+        assert ticket is not None and (ticket.autoclose_since, ticket.chaser_sent_at) == (None, None)

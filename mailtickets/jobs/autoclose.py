@@ -3,8 +3,9 @@
 After ``autoclose_chaser_hours`` of quiet (counted from ``Ticket.autoclose_since``) the client gets a
 chaser; after ``autoclose_close_hours`` the ticket is closed with the closure notice, but never sooner
 than the gap the chaser announced (close minus chaser hours) after the chaser was queued.  A chaser
-held back by the rate limit does not start that countdown: it is tried again on a later pass.  A client
-reply in between puts the ticket back to open and clears the countdown (`lifecycle.reset_autoclose`).
+held back by the rate limit does not start that countdown, and a closure whose notice is held back
+does not happen: both are tried again on a later pass.  A client reply in between puts the ticket
+back to open and clears the countdown (`pipeline_steps._reply`).
 
 Safe with several instances: each step is one conditional ``UPDATE … WHERE chaser_sent_at IS NULL``
 (or ``status = 'auto-close'``) ``RETURNING id``, and notifications are queued only for the rows this
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +29,7 @@ from mailtickets.db import transaction
 from mailtickets.models import Ticket, TicketStatus
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.settings import Settings
-from mailtickets.tickets.events import ChaserDue, TicketClosed, TicketEvent
+from mailtickets.tickets.events import ChaserDue, TicketClosed
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,38 @@ async def _close_due(session: AsyncSession, now: datetime, settings: Settings) -
     result = await session.execute(
         update(Ticket)
         .where(*conditions)
-        .values(status=TicketStatus.CLOSED, closed_at=now, autoclose_since=None, chaser_sent_at=None)
+        .values(status=TicketStatus.CLOSED, closed_at=now)  # the countdown is cleared once the notice is queued
         .returning(Ticket.id)
         .execution_options(synchronize_session=False)
     )
     return list(result.scalars())
+
+
+async def _close(session: AsyncSession, settings: Settings, clock: Clock, now: datetime) -> list[int]:
+    """Close the due tickets and queue their closure notices; returns the tickets closed.
+
+    A notice held back by the rate limit puts its ticket back into auto-close with its countdown as it
+    was, so no ticket closes without the client being told; a later pass tries again.
+    """
+    due = await _close_due(session, now, settings)
+    held = await enqueue_notifications(session, settings, clock, [TicketClosed(t, automatic=True) for t in due])
+    retry = {h.ticket_id for h in held if h.rate_limited}
+    closed = [t for t in due if t not in retry]
+    if retry:
+        await _set(session, retry, status=TicketStatus.AUTO_CLOSE, closed_at=None)
+        log.info("auto-close: %d closures held back by the rate limit, retried on a later pass", len(retry))
+    if closed:
+        await _set(session, closed, autoclose_since=None, chaser_sent_at=None)
+    return closed
+
+
+async def _set(session: AsyncSession, ticket_ids: Iterable[int], **values: object) -> None:
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.id.in_(list(ticket_ids)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _chasers_enabled(settings: Settings) -> bool:
@@ -92,12 +120,7 @@ async def _chase(session: AsyncSession, settings: Settings, clock: Clock, now: d
     held = await enqueue_notifications(session, settings, clock, [ChaserDue(t) for t in due])
     retry = {h.ticket_id for h in held if h.rate_limited}
     if retry:
-        await session.execute(
-            update(Ticket)
-            .where(Ticket.id.in_(retry))
-            .values(chaser_sent_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        await _set(session, retry, chaser_sent_at=None)
         log.info("auto-close: %d chasers held back by the rate limit, retried on a later pass", len(retry))
     return [t for t in due if t not in retry]
 
@@ -108,9 +131,7 @@ async def run_autoclose_once(
     """One pass: close what has been quiet long enough, then chase what is due for a chaser."""
     now = clock.now()
     async with transaction(sessions) as session:
-        closed = await _close_due(session, now, settings)
-        events: list[TicketEvent] = [TicketClosed(ticket_id, automatic=True) for ticket_id in closed]
-        await enqueue_notifications(session, settings, clock, events)
+        closed = await _close(session, settings, clock, now)
     chasers: list[int] = []
     if _chasers_enabled(settings):
         async with transaction(sessions) as session:
