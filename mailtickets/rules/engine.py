@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mailtickets.rules.compile import CompiledRule, FactView
 from mailtickets.rules.facts import MessageFacts
 from mailtickets.rules.model import Action, Condition
 
 
-@dataclass(frozen=True, slots=True)
-class RuleTrace:
+class RuleTrace(NamedTuple):
     """How one rule fared: matched or not, and the condition that decided it.
 
     For match="all" that is the first condition that failed (or the last one, when all held); for
     match="any" the first that held (or the last one, when none did).  None for a rule without conditions.
+    A NamedTuple, not a frozen dataclass: one is built per rule per message, and this halves its cost.
     """
 
     name: str
