@@ -111,7 +111,9 @@ async def test_update_failures(api: httpx.AsyncClient, sqlite_store: Store) -> N
     ref = await _ingest(sqlite_store)
     invalid = await api.patch(f"{BASE}/{ref}", json={"status": "done", "priority": "x", "colour": "red"})
     assert invalid.status_code == 422 and set(invalid.json()["error"]["fields"]) == {"status", "priority", "colour"}
-    assert (await api.patch(f"{BASE}/{ref}", json={"assigned_agent": "ghost@x.example"})).status_code == 404
+    ghost = await api.patch(f"{BASE}/{ref}", json={"status": "working", "assigned_agent": "ghost@x.example"})
+    assert ghost.status_code == 422 and set(ghost.json()["error"]["fields"]) == {"assigned_agent"}
+    assert (await api.get(f"{BASE}/{ref}")).json()["status"] == "open"  # nothing changed
     assert (await api.patch(f"{BASE}/TCK-999", json={"status": "open"})).status_code == 404
 
 
@@ -127,6 +129,8 @@ async def test_reply_is_mailed_and_note_is_not(api: httpx.AsyncClient, sqlite_st
     assert [m.recipient for m in mailed[before:]] == ["alice@acme.example"]
     assert (await api.post(f"{BASE}/{ref}/replies", json={"body": ""})).status_code == 422
     assert (await api.post(f"{BASE}/TCK-999/replies", json={"body": "x"})).status_code == 404
+    ghost = await api.post(f"{BASE}/{ref}/replies", json={"body": "x", "agent": "ghost@x.example"})
+    assert ghost.status_code == 422 and set(ghost.json()["error"]["fields"]) == {"agent"}
 
 
 async def test_merge(api: httpx.AsyncClient, sqlite_store: Store) -> None:
@@ -139,7 +143,10 @@ async def test_merge(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     source = (await api.get(f"{BASE}/{second}")).json()
     assert source["status"] == "closed" and source["merged_into_id"] == merged.json()["id"]
     assert (await api.post(f"{BASE}/{first}/merge", json={"into": first})).status_code == 422
-    assert (await api.post(f"{BASE}/{first}/merge", json={"into": "TCK-999"})).status_code == 404
+    for into in ("TCK-999", "not-a-ref"):
+        unknown = await api.post(f"{BASE}/{first}/merge", json={"into": into})
+        assert unknown.status_code == 422 and set(unknown.json()["error"]["fields"]) == {"into"}, into
+    assert (await api.post(f"{BASE}/TCK-999/merge", json={"into": first})).status_code == 404
 
 
 async def test_list_filters(api: httpx.AsyncClient, sqlite_store: Store) -> None:

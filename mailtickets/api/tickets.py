@@ -130,11 +130,15 @@ async def create(context: Context, _caller: CallerDep, data: JsonObject, respons
 
 @router.patch("/{ref}", response_model=TicketDetail, openapi_extra=body_of(TicketUpdate))
 async def update(context: Context, _caller: CallerDep, ref: Ref, data: JsonObject) -> TicketDetail:
-    """Change status, priority or assignee; omitted fields stay, assigned_agent null unassigns."""
+    """Change status, priority or assignee; omitted fields stay, assigned_agent null unassigns.
+
+    404 only for an unknown ticket in the URL; an unknown agent in the body is 422 naming the field.
+    """
     fields = parse_model(TicketUpdate, data, "ticket update")
     settings, now = context.settings, context.clock.now()
     async with transaction(context.sessions) as session:
         ticket = await ticket_by_reference(session, ref, settings.ticket_prefix)
+        await _require_agent(session, "assigned_agent", fields.assigned_agent)
         events: list[TicketEvent] = []
         if fields.priority is not None:
             events += await lifecycle.set_priority(session, settings, now, ticket.reference, fields.priority)
@@ -155,6 +159,7 @@ async def reply(context: Context, _caller: CallerDep, ref: Ref, data: JsonObject
     settings, now = context.settings, context.clock.now()
     async with transaction(context.sessions) as session:
         ticket = await ticket_by_reference(session, ref, settings.ticket_prefix)
+        await _require_agent(session, "agent", fields.agent)
         events = await lifecycle.reply(
             session, settings, now, ticket.reference, fields.body, private=fields.private, agent_email=fields.agent
         )
@@ -174,7 +179,7 @@ async def merge(context: Context, _caller: CallerDep, ref: Ref, data: JsonObject
     settings, now = context.settings, context.clock.now()
     async with transaction(context.sessions) as session:
         source = await ticket_by_reference(session, ref, settings.ticket_prefix)
-        target = await ticket_by_reference(session, fields.into, settings.ticket_prefix)
+        target = await _merge_target(session, fields.into, settings.ticket_prefix)
         events = await lifecycle.merge(session, settings, now, source.reference, target.reference)
         await enqueue_notifications(session, settings, context.clock, events)
         return await _detail(session, target)
@@ -228,6 +233,19 @@ async def _new_ticket(session: AsyncSession, fields: TicketCreate) -> NewTicket:
 async def _agent_by_email(session: AsyncSession, email: str) -> Agent | None:
     agent = await session.scalar(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
     return agent if agent is not None and agent.active else None
+
+
+async def _require_agent(session: AsyncSession, field: str, email: str | None) -> None:
+    """An agent named in the body must exist and be active: 422 naming the field (404 is for the URL)."""
+    if email is not None and await _agent_by_email(session, email) is None:
+        raise InvalidInput("the request is not valid", {field: f"no active agent {email}"})
+
+
+async def _merge_target(session: AsyncSession, into: str, prefix: str) -> Ticket:
+    try:
+        return await ticket_by_reference(session, into, prefix)
+    except (NotFound, InvalidInput) as exc:
+        raise InvalidInput("the merge is not valid", {"into": str(exc)}) from exc
 
 
 async def _assign(session: AsyncSession, context: AppContext, ticket: Ticket, email: str | None) -> list[TicketEvent]:
