@@ -34,12 +34,17 @@ def held_summary(record: InboundMail) -> dict[str, Any]:
 
 
 async def list_held(
-    session: AsyncSession, state: QuarantineState | None = QuarantineState.HELD
+    session: AsyncSession,
+    state: QuarantineState | None = QuarantineState.HELD,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
+    """Quarantined messages, newest first; all of them unless a page (limit, offset) is asked for."""
     query = select(InboundMail).where(InboundMail.quarantine_state.is_not(None)).order_by(InboundMail.id.desc())
     if state is not None:
         query = query.where(InboundMail.quarantine_state == state)
-    return [held_summary(r) for r in await session.scalars(query)]
+    return [held_summary(r) for r in await session.scalars(query.limit(limit).offset(offset))]
 
 
 async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> dict[str, Any]:

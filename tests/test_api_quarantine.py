@@ -41,6 +41,14 @@ async def test_list_and_show(api: httpx.AsyncClient, sqlite_store: Store) -> Non
     assert (await api.get(BASE, params={"state": "bogus"})).status_code == 422
 
 
+async def test_list_in_pages_newest_first(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    held = [await _hold(sqlite_store, n) for n in range(3)]
+    first = (await api.get(BASE, params={"limit": 2})).json()
+    rest = (await api.get(BASE, params={"limit": 2, "offset": 2})).json()
+    assert [r["id"] for r in first + rest] == held[::-1]
+    assert (await api.get(BASE, params={"limit": 0})).status_code == 422
+
+
 async def test_release_makes_a_ticket(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     held = await _hold(sqlite_store)
     response = await api.post(f"{BASE}/{held}/release")
@@ -54,7 +62,9 @@ async def test_release_to_a_client(api: httpx.AsyncClient, sqlite_store: Store) 
     async with sqlite_store.sessions() as session, session.begin():
         session.add(Client(name="Acme"))
     held = await _hold(sqlite_store)
-    assert (await api.post(f"{BASE}/{held}/release", json={"client_id": 999})).status_code == 404
+    unknown = await api.post(f"{BASE}/{held}/release", json={"client_id": 999})
+    assert unknown.status_code == 422 and set(unknown.json()["error"]["fields"]) == {"client_id"}
+    assert (await api.post(f"{BASE}/999/release", json={"client_id": 1})).status_code == 404
     assert (await api.post(f"{BASE}/{held}/release", json={"client_id": "x"})).status_code == 422
     released = await api.post(f"{BASE}/{held}/release", json={"client_id": 1})
     assert released.status_code == 200
