@@ -12,7 +12,7 @@ from builders import make_message
 from conftest import Store
 from sqlalchemy import select
 
-from mailtickets.models import RuleChange
+from mailtickets.models import Client, ClientDomain, Contact, InboundMail, RuleChange, Ticket
 
 BASE = "/api/v1/rules"
 
@@ -73,6 +73,22 @@ async def test_dry_run_on_uploaded_eml(api: httpx.AsyncClient) -> None:
     assert report["message"]["subject"] == "Your invoice 42"
 
 
-async def test_dry_run_failures(api: httpx.AsyncClient) -> None:
+async def test_dry_run_failures(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     empty = await api.post(f"{BASE}/dry-run", content=b"", headers={"content-type": "message/rfc822"})
     assert empty.status_code == 400 and empty.json()["error"]["code"] == "nothing_sent"
+    sqlite_store.settings.max_message_bytes = 1000
+    big = make_message(body="x" * 2000)
+    too_big = await api.post(f"{BASE}/dry-run", content=big, headers={"content-type": "message/rfc822"})
+    assert too_big.status_code == 422 and set(too_big.json()["error"]["fields"]) == {"body"}
+
+
+async def test_dry_run_writes_nothing(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    async with sqlite_store.sessions() as session, session.begin():
+        session.add(Client(name="Acme", domains=[ClientDomain(domain="acme.example")]))
+    raw = make_message(sender="Bob New <bob@acme.example>", subject="Your invoice 42")
+    response = await api.post(f"{BASE}/dry-run", content=raw, headers={"content-type": "message/rfc822"})
+    assert response.status_code == 200, response.text
+    assert response.json()["message"]["client"] == "Acme"
+    async with sqlite_store.sessions() as session:
+        for model in (Contact, Ticket, InboundMail):
+            assert list(await session.scalars(select(model))) == [], model.__name__
