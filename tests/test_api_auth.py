@@ -54,6 +54,17 @@ async def test_every_route_but_the_public_ones_needs_a_key(sqlite_store: Store) 
                 assert response.json()["error"]["code"] == "unauthorized"
 
 
+def test_openapi_document_declares_the_three_ways_to_present_a_key(sqlite_store: Store) -> None:
+    document = create_app(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock).openapi()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"]["scheme"] == "bearer" and schemes["basic"]["scheme"] == "basic"
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "X-API-Key")
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            expected = None if path in PUBLIC else [{"bearer": []}, {"basic": []}, {"apiKey": []}]
+            assert operation.get("security") == expected, (method, path)
+
+
 async def test_no_key_is_401_before_any_validation(sqlite_store: Store) -> None:
     async with api_client(sqlite_store) as api:
         for response in (

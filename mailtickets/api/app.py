@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -16,6 +18,30 @@ from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 
 API_PREFIX = "/api/v1"
+# The three ways to present a key (mailtickets.api.auth), declared so that clients and docs know them.
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
+    "basic": {"type": "http", "scheme": "basic", "description": "the key's name as the user, the key as password"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "X-API-Key: KEY"},
+}
+
+
+class MailticketsApi(FastAPI):
+    """FastAPI whose OpenAPI document says that every /api/v1 operation needs an API key."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            _declare_keys(super().openapi())  # FastAPI keeps the document it returns: amend it once
+        return super().openapi()
+
+
+def _declare_keys(schema: dict[str, Any]) -> None:
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    any_key: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+    for path, methods in schema["paths"].items():
+        if path.startswith(API_PREFIX):
+            for operation in methods.values():
+                operation["security"] = any_key
 
 
 class Health(BaseModel):
@@ -46,7 +72,7 @@ def create_app(
     pipeline: Pipeline | None = None,
 ) -> FastAPI:
     """The API over the given store; pass `mailtickets run`'s pipeline to share its rule cache."""
-    app = FastAPI(
+    app = MailticketsApi(
         title="mailtickets",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
