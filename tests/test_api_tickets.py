@@ -81,6 +81,14 @@ async def test_create_with_an_assignee_notifies_the_agent(api: httpx.AsyncClient
     assert ("assigned", "dan@helpdesk.example") in outbox
 
 
+async def test_create_without_acknowledgement_mails_nothing_to_the_contact(
+    api: httpx.AsyncClient, sqlite_store: Store
+) -> None:
+    response = await api.post(BASE, json={"subject": "Phone: quiet", "contact_id": 1, "acknowledge": False})
+    assert response.status_code == 201, response.text
+    assert [m for m in await _outbox(sqlite_store) if m.recipient == "alice@acme.example"] == []
+
+
 async def test_create_failures(api: httpx.AsyncClient) -> None:
     missing = await api.post(BASE, json={"subject": "", "priority": "urgent", "contact_id": 0})
     assert missing.status_code == 422
