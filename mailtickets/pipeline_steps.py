@@ -25,6 +25,7 @@ from mailtickets.rules.facts import MessageFacts
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
 from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
+from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
 from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
 
@@ -150,10 +151,7 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
         outcome = Outcome.REOPENED
     else:
         outcome = Outcome.REPLIED
-    if ticket.status in (TicketStatus.AUTO_CLOSE, TicketStatus.HOLD):
-        ticket.status = TicketStatus.OPEN  # the client answered: the countdown or the wait is over
-    ticket.autoclose_since = None
-    ticket.chaser_sent_at = None
+    client_answered(ticket)
     ticket.updated_at = context.clock.now()
     # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
     contact = await _contact_for(context, sender) if sender.known else None

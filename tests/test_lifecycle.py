@@ -157,7 +157,15 @@ async def test_set_priority(world: World) -> None:
         await _do(world, "set_priority", "TCK-12", "urgent")
 
 
-def test_reset_autoclose_reopens() -> None:
-    ticket = Ticket(status=TicketStatus.AUTO_CLOSE, autoclose_since=ManualClock().now())
-    lifecycle.reset_autoclose(ticket)
+@pytest.mark.parametrize("status", [TicketStatus.AUTO_CLOSE, TicketStatus.HOLD])
+def test_a_client_answer_reopens_and_ends_the_countdown(status: TicketStatus) -> None:
+    now = ManualClock().now()
+    ticket = Ticket(status=status, autoclose_since=now, chaser_sent_at=now)
+    lifecycle.client_answered(ticket)
     assert (ticket.status, ticket.autoclose_since, ticket.chaser_sent_at) == (TicketStatus.OPEN, None, None)
+
+
+def test_a_client_answer_leaves_a_working_ticket_working() -> None:
+    ticket = Ticket(status=TicketStatus.WORKING)
+    lifecycle.client_answered(ticket)
+    assert ticket.status == TicketStatus.WORKING

@@ -26,9 +26,9 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 }
 
 
-def reset_autoclose(ticket: Ticket) -> None:
-    """A client replied: an auto-close ticket goes back to open and its countdown is cancelled."""
-    if ticket.status == TicketStatus.AUTO_CLOSE:
+def client_answered(ticket: Ticket) -> None:
+    """The client wrote: a ticket in auto-close or on hold goes back to open, and any countdown ends."""
+    if ticket.status in (TicketStatus.AUTO_CLOSE, TicketStatus.HOLD):
         ticket.status = TicketStatus.OPEN
     ticket.autoclose_since = None
     ticket.chaser_sent_at = None
