@@ -134,6 +134,18 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Cloc
         await engine.dispose()
 
 
+async def run_api_alone(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """`mailtickets api`: only the "api" component, with `run`'s schema check, signals and grace period."""
+    engine = create_engine(settings.database_url)
+    try:
+        await check_schema(engine, settings.database_url)
+        sessions, clock = session_factory(engine), SystemClock()
+        api = partial(run_api, settings, sessions, clock, Pipeline(settings, sessions, clock))
+        await run_components({"api": api}, stop or asyncio.Event())
+    finally:
+        await engine.dispose()
+
+
 async def run_components(components: dict[str, Component], stop: asyncio.Event) -> None:
     tasks = {asyncio.create_task(start(stop), name=name): name for name, start in components.items()}
     for task in tasks:

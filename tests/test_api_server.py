@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -45,3 +52,48 @@ async def test_run_api_serves_until_stopped(sqlite_store: Store) -> None:
     assert health.json() == {"status": "ok"} and unauthorised.status_code == 401
     stop.set()
     await asyncio.wait_for(task, timeout=10)
+
+
+def _start_cli_api(tmp_path: Path, database: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`mailtickets api` as a real process, with nothing but the environment to configure it."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "MAILTICKETS_HTTP_BIND": f"127.0.0.1:{port}",
+        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [sys.executable, "-c", "from mailtickets.cli import main; main()", "api"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], base_url: str) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            return httpx.get(f"{base_url}/healthz")
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"`mailtickets api` never served: {process.communicate()[0].decode()}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_api_serves_on_http_bind_and_stops_cleanly(
+    stop_signal: signal.Signals, tmp_path: Path, sqlite_template: Path
+) -> None:
+    shutil.copy(sqlite_template, tmp_path / "api.db")
+    process, base_url = _start_cli_api(tmp_path, tmp_path / "api.db")
+    health = _wait_until_serving(process, base_url)
+    unauthorised = httpx.get(f"{base_url}/api/v1/contacts")
+    process.send_signal(stop_signal)
+    output = process.communicate(timeout=30)[0].decode()
+    assert health.json() == {"status": "ok"} and unauthorised.status_code == 401
+    assert process.returncode == 0, output
+
+
+def test_cli_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    process, _ = _start_cli_api(tmp_path, tmp_path / "empty.db")
+    output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 1 and "mailtickets db upgrade" in output

@@ -1,4 +1,4 @@
-"""Serving the API with uvicorn: alone (`mailtickets api`) or inside `mailtickets run`'s event loop."""
+"""Serving the API with uvicorn as a component: of `mailtickets run`, or alone (`mailtickets api`, app.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api.app import create_app
-from mailtickets.clock import Clock, SystemClock
-from mailtickets.db import create_engine, session_factory
+from mailtickets.clock import Clock
 from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 
@@ -33,10 +32,9 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def build_server(settings: Settings, app: FastAPI, *, embedded: bool = False) -> uvicorn.Server:
+def build_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     host, port = parse_bind(settings.http_bind)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
-    return EmbeddedServer(config) if embedded else uvicorn.Server(config)
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
 
 
 async def run_api(
@@ -46,25 +44,11 @@ async def run_api(
     pipeline: Pipeline,
     stop: asyncio.Event,
 ) -> None:
-    """A `mailtickets run` component: serve until `stop` is set, then finish the requests in hand."""
-    server = build_server(settings, create_app(settings, sessions, clock, pipeline=pipeline), embedded=True)
+    """A component of `mailtickets run` (or `api`): serve until `stop` is set, then finish the requests in hand."""
+    server = build_server(settings, create_app(settings, sessions, clock, pipeline=pipeline))
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     stopping.cancel()
     await serving
-
-
-async def serve(settings: Settings) -> None:
-    """Serve the API alone until interrupted (`mailtickets api`)."""
-    engine = create_engine(settings.database_url)
-    try:
-        app = create_app(settings, session_factory(engine), SystemClock())
-        await build_server(settings, app).serve()
-    finally:
-        await engine.dispose()
-
-
-def serve_forever(settings: Settings) -> None:
-    asyncio.run(serve(settings))

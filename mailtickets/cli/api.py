@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,12 +52,17 @@ def apikey_revoke(state: CliState, name: str) -> None:
 @click.command("api")
 @pass_state
 def api(state: CliState) -> None:
-    """Serve the HTTP API alone on MAILTICKETS_HTTP_BIND (default 127.0.0.1:8000)."""
-    from mailtickets.api.server import serve_forever
+    """Serve the HTTP API alone on MAILTICKETS_HTTP_BIND (default 127.0.0.1:8000) until SIGTERM or Ctrl-C."""
+    from mailtickets.app import SchemaNotCurrent, run_api_alone
     from mailtickets.log_setup import configure_logging
 
+    if not state.settings.http_bind:
+        raise click.ClickException("http_bind is empty: set MAILTICKETS_HTTP_BIND to host:port")
     configure_logging(state.settings)
-    serve_forever(state.settings)
+    try:
+        asyncio.run(run_api_alone(state.settings))
+    except SchemaNotCurrent as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 COMMANDS = [apikey, api]
