@@ -42,6 +42,8 @@ async def test_client_validation(api: httpx.AsyncClient) -> None:
     bad_domain = await api.post("/api/v1/clients", json={"name": "A", "domains": ["not a domain"]})
     assert bad_domain.status_code == 422 and "domains" in bad_domain.json()["error"]["fields"]
     assert (await api.post("/api/v1/clients", content=b"")).status_code == 400
+    two_lines = await api.post("/api/v1/clients", json={"name": "Acme\nCorp"})
+    assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"name"}
 
 
 async def test_add_and_remove_domain(api: httpx.AsyncClient) -> None:
@@ -63,4 +65,6 @@ async def test_agents(api: httpx.AsyncClient) -> None:
     assert (await api.post("/api/v1/agents", json={"name": "D2", "email": "DAN@helpdesk.example"})).status_code == 409
     invalid = await api.post("/api/v1/agents", json={"name": "", "email": "nope"})
     assert invalid.status_code == 422 and set(invalid.json()["error"]["fields"]) == {"name", "email"}
+    two_lines = await api.post("/api/v1/agents", json={"name": "Dan\r\nAgent", "email": "dan2@helpdesk.example"})
+    assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"name"}
     assert [a["name"] for a in (await api.get("/api/v1/agents")).json()] == ["Dan"]

@@ -77,6 +77,10 @@ async def test_get_by_id_and_unknown_id(api: httpx.AsyncClient) -> None:
         ("name", 42),
         ("client_id", "one"),
         ("colour", "red"),
+        ("name", "Alice\r\nBcc: evil@example.com"),
+        ("title", "Head\nof IT"),
+        ("phone", "555\x0b0100"),
+        ("department", "IT\u2028Ops"),
     ],
 )
 async def test_each_rule_gives_422_naming_the_field(api: httpx.AsyncClient, field: str, value: Any) -> None:
@@ -103,6 +107,11 @@ async def test_every_limit_is_accepted_at_its_maximum(api: httpx.AsyncClient) ->
     assert len(at_limit["email"]) == 191
     body = await _create(api, **at_limit)
     assert {field: body[field] for field in at_limit} == at_limit
+
+
+async def test_notes_may_span_lines_and_names_may_hold_tabs_and_accents(api: httpx.AsyncClient) -> None:
+    body = await _create(api, name="Zoë\tMüller", notes="line one\nline two")
+    assert (body["name"], body["notes"]) == ("Zoë\tMüller", "line one\nline two")
 
 
 async def test_422_lists_every_failing_field(api: httpx.AsyncClient) -> None:

@@ -97,6 +97,8 @@ async def test_create_failures(api: httpx.AsyncClient) -> None:
     assert unknown.status_code == 422
     assert set(unknown.json()["error"]["fields"]) == {"contact_id", "assigned_agent"}
     assert (await api.post(BASE, content=b"")).status_code == 400
+    two_lines = await api.post(BASE, json={"subject": "Printer\r\nBcc: evil@example.com", "contact_id": 1})
+    assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"subject"}
 
 
 async def test_update_status_priority_assignee(api: httpx.AsyncClient, sqlite_store: Store) -> None:

@@ -40,6 +40,14 @@ async def test_client_name_unique_and_required(session: AsyncSession) -> None:
     assert caught.value.fields == {"name": "required"}
 
 
+async def test_names_are_one_line(session: AsyncSession) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await directory.create_client(session, "Acme\r\nCorp")
+    assert set(caught.value.fields) == {"name"}
+    with pytest.raises(InvalidInput):
+        await directory.create_agent(session, "Dan\nAgent", "dan@helpdesk.example")
+
+
 async def test_invalid_domains_all_named(session: AsyncSession) -> None:
     with pytest.raises(InvalidInput) as caught:
         await directory.create_client(session, "Acme", ["no_underscore.example", "nodot", "fine.example"])

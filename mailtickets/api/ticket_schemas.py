@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mailtickets.api.deps import PageInfo
-from mailtickets.directory.validation import EMAIL_MAX, ID_MAX
+from mailtickets.directory.validation import EMAIL_MAX, ID_MAX, one_line
 
 Status = Literal["open", "working", "hold", "auto-close", "closed"]
 PriorityName = Literal["low", "medium", "high"]
@@ -87,7 +87,7 @@ class TicketCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: Annotated[str, Field(min_length=1, max_length=998)]
+    subject: Annotated[str, Field(min_length=1, max_length=998), AfterValidator(one_line)]  # a mail header
     description: Annotated[str, Field(max_length=MAX_BODY_CHARS)] = ""
     contact_id: RowRef | None = None
     client_id: RowRef | None = None

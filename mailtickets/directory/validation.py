@@ -2,7 +2,8 @@
 
 Contacts follow the seeds' rules (ITFlow, the PSA's contact API, CIOPulse): name required and at
 most 64 characters; email valid and at most 191; phone, extension and mobile at most 32; title and
-department at most 64; auth method `local` or `sso`; a mobile in E.164 when the setting asks for it.
+department at most 64; auth method `local` or `sso`; a mobile in E.164 when the setting asks for it;
+no line breaks or control characters in one-line fields (everything but notes).
 Every failing field is reported at once in one InvalidInput.  An empty string in an optional field
 means "no value" (ITFlow sends "" for empty fields), the same as null.
 """
@@ -31,6 +32,9 @@ DOMAIN_MAX = 253
 ID_MAX = 2**31 - 1  # ids are INTEGER columns (32-bit on PostgreSQL): bigger numbers name no row
 M = TypeVar("M", bound="BaseModel")
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+# Line breaks and other control characters (tab aside): names and subjects end up in email headers,
+# where a line break makes the message unsendable (or would inject a header).
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 
 
 class FieldConflict(Conflict):
@@ -70,11 +74,23 @@ def _blank_to_none(value: Any) -> Any:
     return value.strip() or None
 
 
+def one_line(value: str) -> str:
+    """A value for one line (a name, a subject): no line breaks or control characters."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("may not contain line breaks or control characters")
+    return value
+
+
+def _one_line_or_none(value: Any) -> Any:
+    value = _blank_to_none(value)
+    return one_line(value) if isinstance(value, str) else value
+
+
 # Constraints sit on the str member: pydantic cannot apply max_length to the None of a union.
-Text32 = Annotated[Annotated[str, Field(max_length=PHONE_MAX)] | None, BeforeValidator(_blank_to_none)]
-Text64 = Annotated[Annotated[str, Field(max_length=LABEL_MAX)] | None, BeforeValidator(_blank_to_none)]
-Text128 = Annotated[Annotated[str, Field(max_length=LOCATION_MAX)] | None, BeforeValidator(_blank_to_none)]
-Text191 = Annotated[Annotated[str, Field(max_length=EXTERNAL_ID_MAX)] | None, BeforeValidator(_blank_to_none)]
+Text32 = Annotated[Annotated[str, Field(max_length=PHONE_MAX)] | None, BeforeValidator(_one_line_or_none)]
+Text64 = Annotated[Annotated[str, Field(max_length=LABEL_MAX)] | None, BeforeValidator(_one_line_or_none)]
+Text128 = Annotated[Annotated[str, Field(max_length=LOCATION_MAX)] | None, BeforeValidator(_one_line_or_none)]
+Text191 = Annotated[Annotated[str, Field(max_length=EXTERNAL_ID_MAX)] | None, BeforeValidator(_one_line_or_none)]
 Email = Annotated[
     Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(normalize_email)] | None,
     BeforeValidator(_blank_to_none),
@@ -159,6 +175,8 @@ def require_name(value: str, *, field: str = "name", max_length: int) -> str:
         raise InvalidInput(f"{field} is required", {field: "required"})
     if len(text) > max_length:
         raise InvalidInput(f"{field} is too long", {field: f"at most {max_length} characters"})
+    if CONTROL_CHARACTERS.search(text):
+        raise InvalidInput(f"{field} is not valid", {field: "may not contain line breaks or control characters"})
     return text
 
 
@@ -189,7 +207,7 @@ class ClientFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=CLIENT_NAME_MAX)]
+    name: Annotated[str, Field(min_length=1, max_length=CLIENT_NAME_MAX), AfterValidator(one_line)]
     domains: Annotated[list[Annotated[str, Field(max_length=DOMAIN_MAX)]], Field(max_length=100)] = []
 
 
@@ -202,7 +220,7 @@ class DomainFields(BaseModel):
 class AgentFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=AGENT_NAME_MAX)]
+    name: Annotated[str, Field(min_length=1, max_length=AGENT_NAME_MAX), AfterValidator(one_line)]
     email: Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(normalize_email)]
 
 
