@@ -5,6 +5,7 @@ pymap runs as a subprocess on a free loopback port; Dovecot is used when MAILTIC
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -38,3 +39,15 @@ def own_pymap() -> Iterator[ImapServer]:
     process.start()
     yield ImapServer("pymap", "127.0.0.1", process.port, PYMAP_USER, PYMAP_PASSWORD, pymap=process)
     process.stop()
+
+
+@pytest.fixture(params=["pymap", "dovecot"])
+def restartable_imap_server(request: pytest.FixtureRequest) -> ImapServer:
+    """A server the test may restart (`restart_imap_server`): its own pymap, or the CI's Dovecot."""
+    if request.param == "dovecot":
+        server = dovecot_from_env()
+        if server is None or not os.environ.get("MAILTICKETS_TEST_DOVECOT_CONFIG"):
+            pytest.skip('Dovecot not running (eval "$(.ci/dovecot/start.sh)" sets MAILTICKETS_TEST_DOVECOT_*)')
+        return server
+    own: ImapServer = request.getfixturevalue("own_pymap")
+    return own

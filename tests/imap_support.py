@@ -192,6 +192,21 @@ class FakeIngestor:
                 await self.changed.wait()
 
 
+def restart_dovecot(port: int) -> None:
+    """Stop the test Dovecot (its clients get BYE) and start it again from the same config; mail is kept."""
+    config = os.environ.get("MAILTICKETS_TEST_DOVECOT_CONFIG")
+    if not config:
+        raise RuntimeError("MAILTICKETS_TEST_DOVECOT_CONFIG is not set (see .ci/dovecot/start.sh)")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # the daemon would hold a pipe open
+    subprocess.run(["dovecot", "-c", config, "stop"], check=True, **quiet)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["dovecot", "-c", config], check=False, **quiet).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("Dovecot did not start again")
+        time.sleep(0.1)  # the old master is still shutting down
+    wait_for_port(port)
+
+
 def dovecot_from_env() -> ImapServer | None:
     spec = os.environ.get("MAILTICKETS_TEST_DOVECOT")
     if not spec:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Store
-from imap_support import FakeIngestor, ImapServer, make_message
+from imap_support import FakeIngestor, ImapServer, make_message, restart_dovecot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
@@ -171,19 +171,26 @@ async def test_without_idle_and_move_polls_and_copies(imap_server: ImapServer, s
     assert len(await imap_server.a_uids(mailbox.processed_folder)) == 2
 
 
-async def test_server_restart_mid_idle_is_survived(own_pymap: ImapServer, sessions: Sessions) -> None:
-    mailbox = own_pymap.mailbox()
-    await asyncio.to_thread(own_pymap.create, mailbox.folder)
+async def test_server_restart_mid_idle_is_survived(restartable_imap_server: ImapServer, sessions: Sessions) -> None:
+    server = restartable_imap_server
+    mailbox = server.mailbox()
+    await asyncio.to_thread(server.create, mailbox.folder)
     ingestor = FakeIngestor()
     async with running(mailbox, ingestor, sessions) as run:
         await asyncio.wait_for(run.listener.connected.wait(), 10)
         await asyncio.sleep(0.2)
-        assert own_pymap.pymap is not None
-        await asyncio.to_thread(own_pymap.pymap.restart)
-        await asyncio.to_thread(own_pymap.create, mailbox.folder)  # pymap's dict backend forgets everything
-        await own_pymap.a_append(mailbox.folder, make_message(1))
+        await asyncio.to_thread(restart_imap_server, server)
+        await asyncio.to_thread(server.create, mailbox.folder)  # pymap's dict backend forgets everything
+        await server.a_append(mailbox.folder, make_message(1))
         await ingestor.wait_for(1, seconds=15)
-        await wait_until_empty(own_pymap, mailbox.folder)
+        await wait_until_empty(server, mailbox.folder)
+
+
+def restart_imap_server(server: ImapServer) -> None:
+    if server.pymap is not None:
+        server.pymap.restart()
+    else:
+        restart_dovecot(server.port)
 
 
 async def test_stop_leaves_idle_promptly_and_releases_lease(imap_server: ImapServer, sessions: Sessions) -> None:
