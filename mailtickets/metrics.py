@@ -56,6 +56,9 @@ class Metrics:
         self.outbox = Gauge(
             "mailtickets_outbox_mails", "Outbox rows by state (failed = given up)", ["state"], registry=r
         )
+        self.outbox_retrying = Gauge(
+            "mailtickets_outbox_retrying_mails", "Pending mails whose last delivery attempt failed", registry=r
+        )
         self.imap_connected = Gauge(
             "mailtickets_imap_connected", "1 while the mailbox's IMAP session is open and caught up", ["mailbox"],
             registry=r,
@@ -80,11 +83,13 @@ class Metrics:
         return {name: state.status for name, state in self.mailboxes.items()}
 
     async def refresh(self, session: AsyncSession) -> None:
-        """Read what is a state rather than an event: the outbox by state, each mailbox's connection."""
+        """Read what is a state rather than an event: the outbox by state (and failing retries), each mailbox."""
         rows = (await session.execute(select(OutboxMail.state, func.count()).group_by(OutboxMail.state))).tuples()
         counts = {state: count for state, count in rows}
         for state in OutboxState:
             self.outbox.labels(state.value).set(counts.get(state, 0))
+        retrying = select(func.count()).where(OutboxMail.state == OutboxState.PENDING, OutboxMail.attempts > 0)
+        self.outbox_retrying.set(await session.scalar(retrying) or 0)
         for name, connected in self.mailbox_states().items():
             self.imap_connected.labels(name).set(1 if connected else 0)
 

@@ -6,11 +6,13 @@ import asyncio
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from mailtickets.errors import TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
-from mailtickets.models import Outcome
+from mailtickets.models import OutboxMail, OutboxState, Outcome
+from mailtickets.notify.sender import deliver_due
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.world import build_world
@@ -99,3 +101,19 @@ async def test_refresh_reads_outbox_and_mailboxes(sqlite_store: Store) -> None:
     assert found[("mailtickets_imap_connected", (("mailbox", "sales"),))] == 0
     assert found[("mailtickets_autoclose_actions_total", (("action", "chaser"),))] == 2
     assert found[("mailtickets_autoclose_actions_total", (("action", "closed"),))] == 1
+
+
+async def test_outbox_mails_whose_delivery_failed_are_counted_as_retrying(sqlite_store: Store) -> None:
+    await build_world(sqlite_store.sessions, sqlite_store.clock)
+    await sqlite_store.pipeline().ingest(make_message(message_id="<m3@acme.example>"), "test")
+    assert sqlite_store.settings.smtp_url == "smtp://127.0.0.1:1"  # nothing listens: every attempt fails
+    await deliver_due(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock)
+    metrics = Metrics()
+    async with sqlite_store.sessions() as session:
+        await metrics.refresh(session)
+        pending = await session.scalar(
+            select(func.count()).select_from(OutboxMail).where(OutboxMail.state == OutboxState.PENDING)
+        )
+    found = samples(metrics)
+    assert pending and found[("mailtickets_outbox_retrying_mails", ())] == pending
+    assert found[("mailtickets_outbox_mails", (("state", "pending"),))] == pending
