@@ -97,6 +97,9 @@ async def test_create_failures(api: httpx.AsyncClient) -> None:
     assert unknown.status_code == 422
     assert set(unknown.json()["error"]["fields"]) == {"contact_id", "assigned_agent"}
     assert (await api.post(BASE, content=b"")).status_code == 400
+    other = await api.post("/api/v1/clients", json={"name": "Other"})
+    mismatch = await api.post(BASE, json={"subject": "x", "contact_id": 1, "client_id": other.json()["id"]})
+    assert mismatch.status_code == 422 and "belongs to client 1" in mismatch.json()["error"]["fields"]["client_id"]
     two_lines = await api.post(BASE, json={"subject": "Printer\r\nBcc: evil@example.com", "contact_id": 1})
     assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"subject"}
 

@@ -208,8 +208,10 @@ async def _new_ticket(session: AsyncSession, fields: TicketCreate) -> NewTicket:
             errors["contact_id"] = f"no contact with id {fields.contact_id}"
         elif client_id is None:
             client_id = contact.client_id
+        elif contact.client_id not in (None, client_id):
+            errors["client_id"] = f"contact {contact.id} belongs to client {contact.client_id}, not {client_id}"
     if fields.client_id is not None and await session.get(Client, fields.client_id) is None:
-        errors["client_id"] = f"no client with id {fields.client_id}"
+        errors["client_id"] = f"no client with id {fields.client_id}"  # says more than a mismatch
     agent_id = None
     if fields.assigned_agent is not None:
         agent = await _agent_by_email(session, fields.assigned_agent)
