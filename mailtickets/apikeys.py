@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.directory.validation import FieldConflict, require_name
+from mailtickets.errors import InvalidInput
 from mailtickets.models import ApiKey
 
 TOKEN_BYTES = 32
@@ -38,6 +39,8 @@ def hash_key(token: str) -> str:
 async def create_api_key(session: AsyncSession, name: str, *, read_only: bool = False) -> tuple[ApiKey, str]:
     """A new key; returns the row and the token, which is never stored or shown again."""
     name = require_name(name, max_length=NAME_MAX)
+    if ":" in name:  # RFC 7617: the Basic user name ends at the first colon
+        raise InvalidInput("name is not valid", {"name": "may not contain ':' (it is the HTTP Basic user name)"})
     if await session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise FieldConflict(f"an API key named {name!r} already exists", {"name": "taken"})
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)

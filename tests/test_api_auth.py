@@ -16,6 +16,7 @@ from conftest import Store
 from mailtickets.api import create_app
 from mailtickets.apikeys import revoke_api_key
 from mailtickets.cli import main
+from mailtickets.errors import InvalidInput
 
 URL = "/api/v1/contacts"
 # Answer without a key: the probes (and, outside the document, /api/v1/openapi.json and /api/v1/docs).
@@ -152,6 +153,12 @@ async def test_keys_from_apikey_create_work_over_http(sqlite_store: Store) -> No
             name: await api.post(URL, json={"name": "A"}, headers={"X-API-Key": key}) for name, key in keys.items()
         }
     assert (writes["sync"].status_code, writes["wallboard"].status_code) == (201, 403)
+
+
+async def test_key_names_hold_no_colon_as_basic_could_not_carry_them(sqlite_store: Store) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        await make_key(sqlite_store, "portal:ABC123")
+    assert set(caught.value.fields) == {"name"}
 
 
 async def test_key_is_stored_hashed_and_never_logged(sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:

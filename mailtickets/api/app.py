@@ -53,7 +53,7 @@ def _health_router() -> APIRouter:
 
     @router.get("/healthz", response_model=Health, responses={503: {"description": "Database unreachable"}})
     async def healthz(context: Context) -> Health:
-        """Liveness and database reachability; the only endpoint answering without a key."""
+        """Liveness and database reachability; answers without a key (as do /readyz and /metrics)."""
         try:
             async with context.sessions() as session:
                 await session.execute(text("SELECT 1"))
