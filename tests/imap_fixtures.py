@@ -7,9 +7,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from imap_support import PYMAP_PASSWORD, PYMAP_USER, ImapServer, PymapProcess, dovecot_from_env, free_port
+import trustme
+from imap_support import (
+    PYMAP_PASSWORD,
+    PYMAP_USER,
+    ImapServer,
+    PymapProcess,
+    TlsPymap,
+    dovecot_from_env,
+    free_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +61,17 @@ def restartable_imap_server(request: pytest.FixtureRequest) -> ImapServer:
         return server
     own: ImapServer = request.getfixturevalue("own_pymap")
     return own
+
+
+@pytest.fixture
+def starttls_pymap(tmp_path: Path) -> Iterator[TlsPymap]:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    process = PymapProcess(free_port(), tls=(cert, key))
+    process.start()
+    yield TlsPymap(ImapServer("pymap", "127.0.0.1", process.port, PYMAP_USER, PYMAP_PASSWORD, pymap=process), ca_file)
+    process.stop()

@@ -143,6 +143,14 @@ class ImapServer:
         return await asyncio.to_thread(self.uids, folder)
 
 
+@dataclass(frozen=True)
+class TlsPymap:
+    """pymap offering STARTTLS with a certificate for 127.0.0.1 signed by a throwaway CA (`ca_file`)."""
+
+    server: ImapServer
+    ca_file: Path
+
+
 def make_message(n: int, sender: str = "alice@example.com", extra_headers: str = "") -> bytes:
     """One small test message with a stable Message-ID per n."""
     msg = EmailMessage()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Store
-from imap_support import FakeIngestor, ImapServer, make_message, restart_dovecot
+from imap_support import FakeIngestor, ImapServer, TlsPymap, make_message, restart_dovecot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
@@ -250,3 +250,32 @@ async def test_second_instance_takes_over_when_the_holder_dies(imap_server: Imap
         await imap_server.a_append(mailbox.folder, make_message(1))
         await second.wait_for(1)
     assert first.received == []
+
+
+async def test_starttls_with_a_trusted_certificate_consumes_mail(
+    starttls_pymap: TlsPymap, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = starttls_pymap.server
+    monkeypatch.setenv("SSL_CERT_FILE", str(starttls_pymap.ca_file))  # read by ssl.create_default_context()
+    mailbox = server.mailbox(security="starttls")
+    await asyncio.to_thread(server.create, mailbox.folder)
+    await server.a_append(mailbox.folder, make_message(1))
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions):
+        await ingestor.wait_for(1)
+        await wait_until_empty(server, mailbox.folder)
+    assert len(await server.a_uids(mailbox.processed_folder)) == 1
+
+
+async def test_starttls_refuses_an_untrusted_certificate(starttls_pymap: TlsPymap, sessions: Sessions) -> None:
+    server = starttls_pymap.server
+    mailbox = server.mailbox(security="starttls")
+    await asyncio.to_thread(server.create, mailbox.folder)
+    await server.a_append(mailbox.folder, make_message(1))
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions) as run:
+        async with asyncio.timeout(10):
+            while "CERTIFICATE_VERIFY_FAILED" not in run.listener.status:
+                await asyncio.sleep(0.05)
+    assert ingestor.received == []
+    assert len(await server.a_uids(mailbox.folder)) == 1
