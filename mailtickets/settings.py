@@ -31,6 +31,7 @@ class MailboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
+    tls_ca_file: Path | None = None  # trust only this CA (or the server's own certificate); none: the system's CAs
     username: str = ""
     password: str = ""
     oauth2_token_command: str | None = None

@@ -267,6 +267,17 @@ async def test_starttls_with_a_trusted_certificate_consumes_mail(
     assert len(await server.a_uids(mailbox.processed_folder)) == 1
 
 
+async def test_starttls_trusts_the_mailboxs_tls_ca_file(starttls_pymap: TlsPymap, sessions: Sessions) -> None:
+    server = starttls_pymap.server
+    mailbox = server.mailbox(security="starttls", tls_ca_file=starttls_pymap.ca_file)
+    await asyncio.to_thread(server.create, mailbox.folder)
+    await server.a_append(mailbox.folder, make_message(1))
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions):
+        await ingestor.wait_for(1)
+        await wait_until_empty(server, mailbox.folder)
+
+
 async def test_starttls_refuses_an_untrusted_certificate(starttls_pymap: TlsPymap, sessions: Sessions) -> None:
     server = starttls_pymap.server
     mailbox = server.mailbox(security="starttls")

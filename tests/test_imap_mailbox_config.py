@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,14 @@ def test_credentials_are_required_and_names_unique() -> None:
     one = MailboxSettings(name="default", username="u", password="p")
     with pytest.raises(InvalidInput, match="unique"):
         configured_mailboxes(Settings(mailboxes=[one], imap_url="imaps://u:p@mail.example.com/"))
+
+
+def test_a_missing_tls_ca_file_is_refused_at_start(tmp_path: Path) -> None:
+    missing = MailboxSettings(name="m", username="u", password="p", tls_ca_file=tmp_path / "nope.pem")
+    with pytest.raises(InvalidInput, match="tls_ca_file"):
+        check_mailbox(missing)
+    (tmp_path / "ca.pem").write_text("")
+    check_mailbox(missing.model_copy(update={"tls_ca_file": tmp_path / "ca.pem"}))
 
 
 def test_redacted_never_shows_the_password() -> None:

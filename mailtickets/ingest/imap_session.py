@@ -117,6 +117,12 @@ class _StartTlsIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
         self.protocol.data_received(b"* OK TLS negotiated\r\n")
 
 
+def tls_context(mailbox: MailboxSettings) -> ssl.SSLContext:
+    """Verifies the server's certificate and name: against `tls_ca_file` alone if set, else the system's CAs."""
+    cafile = str(mailbox.tls_ca_file) if mailbox.tls_ca_file else None
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+
+
 async def oauth2_token(command: str) -> str:
     """Run the configured command; its first output line is the access token."""
     process = await asyncio.create_subprocess_exec(
@@ -146,11 +152,14 @@ class ImapSession:
     def _make_client(self) -> aioimaplib.IMAP4:
         m = self.mailbox
         if m.security == "tls":
-            client = aioimaplib.IMAP4_SSL(m.host, m.port, timeout=self.timeout)
+            client = aioimaplib.IMAP4_SSL(m.host, m.port, timeout=self.timeout, ssl_context=tls_context(m))
             client.protocol.conn_lost_cb = self._on_lost  # IMAP4_SSL does not pass it through
             return client
-        cls = _StartTlsIMAP4 if m.security == "starttls" else aioimaplib.IMAP4
-        return cls(m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost)
+        if m.security == "starttls":
+            return _StartTlsIMAP4(
+                m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost, ssl_context=tls_context(m)
+            )
+        return aioimaplib.IMAP4(m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost)
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._lost.set()

@@ -58,6 +58,8 @@ def check_mailbox(mailbox: MailboxSettings) -> MailboxSettings:
         )
     if not mailbox.username:
         raise InvalidInput(f"mailbox {mailbox.name!r}: no username")
+    if mailbox.tls_ca_file is not None and not mailbox.tls_ca_file.is_file():
+        raise InvalidInput(f"mailbox {mailbox.name!r}: tls_ca_file {str(mailbox.tls_ca_file)!r} is not a file")
     if not mailbox.password and not mailbox.oauth2_token_command:
         raise InvalidInput(f"mailbox {mailbox.name!r}: needs a password or an oauth2_token_command")
     return mailbox
