@@ -120,6 +120,15 @@ async def test_422_lists_every_failing_field(api: httpx.AsyncClient) -> None:
     assert set(response.json()["error"]["fields"]) == {"name", "email", "phone", "auth_method", "client_id"}
 
 
+async def test_client_id_as_itflow_sends_it(api: httpx.AsyncClient, store: Store) -> None:
+    acme = await _client_id(store)
+    assert (await _create(api, client_id=str(acme)))["client"] == "Acme"
+    for value in ("999", 999.0):
+        response = await api.post(BASE, json={"name": "A", "client_id": value})
+        assert response.status_code == 422, value
+        assert response.json()["error"]["fields"] == {"client_id": "no client with id 999"}
+
+
 async def test_mobile_e164_when_the_setting_asks(store: Store) -> None:
     store.settings.contact_mobile_e164 = True
     async with api_client(store, await make_key(store)) as api:

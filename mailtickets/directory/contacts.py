@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailtickets.directory.validation import FieldConflict, digits, parse_contact
+from mailtickets.directory.validation import ContactFields, FieldConflict, digits, parse_contact
 from mailtickets.errors import Conflict, InvalidInput, NotFound
 from mailtickets.models import Client, Contact, Ticket, TicketMessage
 
@@ -160,13 +160,19 @@ async def _validated(
         values = parse_contact(data, partial=partial, mobile_e164=mobile_e164)
     except InvalidInput as exc:
         errors = dict(exc.fields)
-    client_id = data.get("client_id") if isinstance(data, Mapping) else None
-    checkable = type(client_id) is int and "client_id" not in errors
-    if checkable and await session.get(Client, client_id) is None:
+    client_id = _client_ref(data, errors)
+    if client_id is not None and await session.get(Client, client_id) is None:
         errors["client_id"] = f"no client with id {client_id}"
     if errors:
         raise InvalidInput("the contact is not valid", errors)
     return values
+
+
+def _client_ref(data: Mapping[str, Any], errors: Mapping[str, str]) -> int | None:
+    """The client_id sent, read as the field rules read it ("7" and 7.0 are 7), unless it is invalid."""
+    if not isinstance(data, Mapping) or data.get("client_id") is None or "client_id" in errors:
+        return None
+    return ContactFields.model_validate({"client_id": data["client_id"]}).client_id
 
 
 async def _check_unique(session: AsyncSession, values: Mapping[str, Any], own_id: int | None) -> None:
@@ -190,8 +196,10 @@ async def _flush(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        field = "external_id" if "external_id" in str(exc.orig) else "email"
-        raise FieldConflict(f"another contact already has this {field}", {field: "taken"}) from exc
+        clash = [field for field in ("external_id", "email") if field in str(exc.orig)]
+        if not clash:
+            raise  # not a clash the checks know of: a bug, not the caller's fault
+        raise FieldConflict(f"another contact already has this {clash[0]}", {clash[0]: "taken"}) from exc
 
 
 def _references(contact: Contact, tickets: list[Ticket], messages: int) -> str:
