@@ -3,9 +3,13 @@ every depends_on names a service, and every file it mounts or builds from exists
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +88,44 @@ def test_dockerfile_copies_the_targets_of_symlinks_it_copies() -> None:
         for link in (p for p in (ROOT / source).rglob("*") if p.is_symlink()):
             target = link.resolve().relative_to(ROOT.resolve())
             assert any(target.is_relative_to(c) for c in copied), f"{link.relative_to(ROOT)} -> {target} not copied"
+
+
+def _host_path(service: str, container_path: str) -> Path:
+    """The repository file that `service` sees at `container_path` through its bind mounts."""
+    for volume in _compose()["services"][service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith(".") and (container_path == target or container_path.startswith(target + "/")):
+            return ROOT / source / container_path[len(target) :].lstrip("/")
+    raise AssertionError(f"{service} does not mount {container_path}")
+
+
+def test_mailtickets_trusts_the_certificate_dovecot_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtickets.ingest.imap_session import tls_context
+    from mailtickets.settings import load_settings
+
+    monkeypatch.delenv("MAILTICKETS_DATABASE_URL", raising=False)
+    mailbox = load_settings(ROOT / "deploy" / "mailtickets.toml").mailboxes[0]
+    assert mailbox.security == "starttls" and mailbox.tls_ca_file is not None
+    dovecot_conf = (ROOT / "deploy" / "dovecot" / "dovecot.conf").read_text()
+    cert, key = (re.search(rf"^{name} = <(\S+)$", dovecot_conf, re.MULTILINE) for name in ("ssl_cert", "ssl_key"))
+    assert cert is not None and key is not None
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(_host_path("dovecot", cert.group(1)), _host_path("dovecot", key.group(1)))
+    trusted = mailbox.model_copy(update={"tls_ca_file": _host_path("mailtickets", str(mailbox.tls_ca_file))})
+    # A real TLS handshake on loopback, checking the name mailtickets connects to ("dovecot").
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        accepted = threading.Thread(target=_accept_tls, args=(listener, server_context))
+        accepted.start()
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            tls_context(trusted).wrap_socket(raw, server_hostname=mailbox.host) as client,
+        ):
+            assert client.version() is not None
+        accepted.join(5)
+
+
+def _accept_tls(listener: socket.socket, context: ssl.SSLContext) -> None:
+    connection, _ = listener.accept()
+    with context.wrap_socket(connection, server_side=True) as tls:
+        tls.recv(1)
