@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.errors import NotFound
 from mailtickets.models import InboundMail, QuarantineState
 from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline import held_message
@@ -48,8 +49,14 @@ async def list_held(
 
 
 async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> dict[str, Any]:
-    """The record plus a readable preview of the message (parsed again from the kept raw bytes)."""
-    record = await held_message(session, inbound_id)
+    """A quarantined message, held or already released or discarded, with a readable preview of its raw bytes."""
+    record = await session.get(InboundMail, inbound_id)
+    if record is None:
+        raise NotFound(f"no inbound message {inbound_id}")
+    if record.quarantine_state is None:
+        raise NotFound(f"message {inbound_id} was not quarantined (it was {record.outcome.value})")
+    if not record.raw_stored or not raw_store.exists(record.raw_sha256):
+        return {**held_summary(record), "to": [], "text": "(the raw bytes were not kept)"}
     raw = raw_store.get(record.raw_sha256)
     try:
         parsed = parse_message(raw)

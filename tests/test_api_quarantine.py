@@ -11,7 +11,7 @@ from builders import make_message
 from conftest import Store
 from sqlalchemy import select
 
-from mailtickets.models import Client, InboundMail
+from mailtickets.models import Client, ClientDomain, InboundMail
 
 BASE = "/api/v1/quarantine"
 
@@ -56,6 +56,8 @@ async def test_release_makes_a_ticket(api: httpx.AsyncClient, sqlite_store: Stor
     assert response.json()["outcome"] == "created" and response.json()["ticket"]
     assert (await api.post(f"{BASE}/{held}/release")).status_code == 409
     assert (await api.get(BASE, params={"state": "released"})).json()[0]["id"] == held
+    shown = (await api.get(f"{BASE}/{held}")).json()  # still readable once released
+    assert shown["state"] == "released" and "printer is on fire" in shown["text"]
 
 
 async def test_release_to_a_client(api: httpx.AsyncClient, sqlite_store: Store) -> None:
@@ -78,3 +80,14 @@ async def test_discard(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     assert (await api.post(f"{BASE}/{held}/discard")).status_code == 409
     assert (await api.get(BASE)).json() == []
     assert (await api.post(f"{BASE}/999/discard")).status_code == 404
+    assert (await api.get(f"{BASE}/{held}")).json()["state"] == "discarded"
+
+
+async def test_show_is_404_for_mail_that_was_never_quarantined(api: httpx.AsyncClient, sqlite_store: Store) -> None:
+    async with sqlite_store.sessions() as session, session.begin():
+        session.add(Client(name="Acme", domains=[ClientDomain(domain="acme.example")]))
+    result = await sqlite_store.pipeline().ingest(make_message(), "test")
+    assert result.outcome.value == "created"
+    async with sqlite_store.sessions() as session:
+        inbound_id = await session.scalar(select(InboundMail.id))
+    assert (await api.get(f"{BASE}/{inbound_id}")).status_code == 404

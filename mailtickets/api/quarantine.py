@@ -68,7 +68,7 @@ async def list_quarantine(
 
 @router.get("/{inbound_id}", response_model=HeldDetail)
 async def show(context: Context, _caller: CallerDep, inbound_id: RowId) -> HeldDetail:
-    """The held message with a readable preview; 409 when it is no longer held."""
+    """A quarantined message (held, released or discarded) with a readable preview of the mail."""
     async with transaction(context.sessions) as session:
         detail = await show_held(session, FileStore(context.settings.raw_dir), inbound_id)
     return HeldDetail.model_validate(detail)
