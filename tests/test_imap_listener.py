@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
+import trustme
 from conftest import Store
 from imap_support import FakeIngestor, ImapServer, TlsPymap, make_message, restart_dovecot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -290,3 +293,35 @@ async def test_starttls_refuses_an_untrusted_certificate(starttls_pymap: TlsPyma
                 await asyncio.sleep(0.05)
     assert ingestor.received == []
     assert len(await server.a_uids(mailbox.folder)) == 1
+
+
+async def test_implicit_tls_via_a_tls_relay_in_front_of_pymap(
+    own_pymap: ImapServer, sessions: Sessions, tmp_path: Path
+) -> None:
+    """pymap has no implicit TLS: a loopback TLS relay (trustme certificate) stands in front of it."""
+    imap_server = own_pymap
+    ca, ca_file = trustme.CA(), tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    relay = await asyncio.start_server(partial(_relay, imap_server.port), "127.0.0.1", 0, ssl=context)
+    port = relay.sockets[0].getsockname()[1]
+    mailbox = imap_server.mailbox(security="tls", port=port, tls_ca_file=ca_file)
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, make_message(1))
+    ingestor = FakeIngestor()
+    async with relay, running(mailbox, ingestor, sessions):
+        await ingestor.wait_for(1)
+        await wait_until_empty(imap_server, mailbox.folder)
+
+
+async def _relay(upstream_port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
