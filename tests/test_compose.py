@@ -129,3 +129,11 @@ def _accept_tls(listener: socket.socket, context: ssl.SSLContext) -> None:
     connection, _ = listener.accept()
     with context.wrap_socket(connection, server_side=True) as tls:
         tls.recv(1)
+
+
+def test_the_image_runs_commands_that_exist() -> None:
+    from mailtickets.cli import LAZY_COMMANDS
+
+    cmd = next(line for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    used = re.findall(r"\bmailtickets (\w+)", cmd)
+    assert used == ["db", "run"] and all(name in LAZY_COMMANDS for name in used)
