@@ -90,6 +90,21 @@ async def test_catch_up_then_move_after_commit(imap_server: ImapServer, sessions
     assert len(await imap_server.a_uids(mailbox.processed_folder)) == 5
 
 
+async def test_mail_already_read_in_another_client_is_still_processed(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    with imap_server.client() as client:
+        client.append(f'"{mailbox.folder}"', r"(\Seen)", None, make_message(1))
+    assert b"\\Seen" in (await asyncio.to_thread(imap_server.flags, mailbox.folder))[0]
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions):
+        await ingestor.wait_for(1)
+        await wait_until_empty(imap_server, mailbox.folder)
+    assert len(ingestor.received) == 1
+
+
 async def test_idle_push_is_picked_up(imap_server: ImapServer, sessions: Sessions) -> None:
     mailbox = imap_server.mailbox()
     await asyncio.to_thread(imap_server.create, mailbox.folder)
