@@ -100,7 +100,10 @@ class Pipeline:
                 decision,
             )
 
-        return await self._in_transaction(work)
+        result = await self._in_transaction(work)
+        ticket = result.ticket or "-"
+        log.info("quarantined message %s released: %s %s", result.message_id, result.outcome.value, ticket)
+        return result
 
     async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[IngestResult]]) -> IngestResult:
         for attempt in range(INTEGRITY_RETRIES):

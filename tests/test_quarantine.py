@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import select
 
@@ -55,6 +57,14 @@ async def test_release_to_a_client_opens_a_ticket_once(held: tuple[Store, int]) 
         "imap:support",
     )
     assert again.outcome == Outcome.DUPLICATE
+
+
+async def test_release_logs_the_new_outcome_once(held: tuple[Store, int], caplog: pytest.LogCaptureFixture) -> None:
+    store, inbound_id = held
+    caplog.set_level(logging.INFO, logger="mailtickets.pipeline")
+    await store.pipeline().release(inbound_id)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline"]
+    assert lines == ["quarantined message z1@newclient.example released: created TCK-4"]
 
 
 async def test_discard_keeps_the_record_but_ends_the_hold(held: tuple[Store, int]) -> None:
