@@ -58,7 +58,8 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
     sessions = session_factory(engine)
     key = asyncio.run(_seed(sessions))
     app = create_app(make_settings(directory / "data", url), sessions, ManualClock())
-    loaded = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=CONFIG)
+    bearer = {"Authorization": f"Bearer {key}"}  # the document, like the API, needs a key
+    loaded = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=CONFIG, headers=bearer)
     loaded.test_key = key  # type: ignore[attr-defined]
     return loaded
 

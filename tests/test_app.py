@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_support import make_key
 from conftest import Store
 from imap_support import ImapServer, add_example_client, dovecot_from_env, free_port, make_message
 from sqlalchemy import func, select
@@ -93,9 +94,10 @@ async def test_run_feeds_imap_and_lmtp_into_the_pipeline_and_stops_cleanly(
         while await _tickets(sqlite_store) < 2:
             await asyncio.sleep(0.05)
     # The API runs on the same loop: it sees the listener's connection and the pipeline's counters.
+    key = await make_key(sqlite_store, read_only=True)
     async with httpx.AsyncClient(base_url=f"http://{http}") as client:
         ready = await _poll_ready(client)
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get("/metrics", headers={"X-API-Key": key})).text
     stop.set()
     await asyncio.wait_for(service, 10)
     assert await imap_server.a_uids(imap_server.prefix) == []

@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics over the real app and a migrated SQLite store, without an API key."""
+"""/healthz and /readyz (no API key) and /metrics (any key) over the real app and a migrated SQLite store."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mailtickets.ingest.imap import STANDBY
 from mailtickets.log_setup import configure_logging
 from mailtickets.metrics import Metrics
 from mailtickets.pipeline import Pipeline
+from tests.api_support import make_key
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.test_metrics import FakeListenerState
@@ -82,8 +83,9 @@ async def test_metrics_in_prometheus_text_format(sqlite_store: Store) -> None:
     await build_world(sqlite_store.sessions, sqlite_store.clock)
     pipeline = observed(sqlite_store, support=True)
     await pipeline.ingest(make_message(message_id="<h1@acme.example>"), "test")
+    key = await make_key(sqlite_store, read_only=True)
     async with client_for(sqlite_store, pipeline) as client:
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers={"X-API-Key": key})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -94,8 +96,9 @@ async def test_metrics_in_prometheus_text_format(sqlite_store: Store) -> None:
 
 
 async def test_metrics_served_alone_still_report_the_outbox(sqlite_store: Store) -> None:
+    key = await make_key(sqlite_store, read_only=True)
     async with client_for(sqlite_store) as client:
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers={"X-API-Key": key})
     assert response.status_code == 200 and 'mailtickets_outbox_mails{state="failed"} 0.0' in response.text
 
 

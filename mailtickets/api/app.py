@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +20,7 @@ from mailtickets.pipeline import Pipeline
 from mailtickets.settings import Settings
 
 API_PREFIX = "/api/v1"
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # the health checks: the only answers without a key
 # The three ways to present a key (mailtickets.api.auth), declared so that clients and docs know them.
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
@@ -27,7 +30,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 
 
 class MailticketsApi(FastAPI):
-    """FastAPI whose OpenAPI document says that every /api/v1 operation needs an API key."""
+    """FastAPI whose OpenAPI document says that every operation but the health checks needs an API key."""
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -39,9 +42,25 @@ def _declare_keys(schema: dict[str, Any]) -> None:
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     any_key: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
     for path, methods in schema["paths"].items():
-        if path.startswith(API_PREFIX):
+        if path not in OPEN_PATHS:
             for operation in methods.values():
                 operation["security"] = any_key
+
+
+def _document_router(app: FastAPI) -> APIRouter:
+    """The OpenAPI document and its docs page.  A browser asks for the key once (HTTP Basic, name:KEY)
+    and sends it again when the page fetches the document."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    async def document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @router.get("/docs")
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="mailtickets API")
+
+    return router
 
 
 class Health(BaseModel):
@@ -53,7 +72,7 @@ def _health_router() -> APIRouter:
 
     @router.get("/healthz", response_model=Health, responses={503: {"description": "Database unreachable"}})
     async def healthz(context: Context) -> Health:
-        """Liveness and database reachability; answers without a key (as do /readyz and /metrics)."""
+        """Liveness and database reachability; answers without a key (as does /readyz)."""
         try:
             async with context.sessions() as session:
                 await session.execute(text("SELECT 1"))
@@ -75,8 +94,8 @@ def create_app(
     app = MailticketsApi(
         title="mailtickets",
         version="1",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None,  # served below, behind a key like the rest of /api/v1
+        docs_url=None,
         redoc_url=None,
     )
     pipeline = pipeline or Pipeline(settings, sessions, clock)
@@ -86,6 +105,7 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(get_reader), Depends(reject_nul)])
     for module in (contacts, clients, tickets, rules, quarantine):
         api.include_router(module.router)
+    api.include_router(_document_router(app))
     app.include_router(api)
     app.include_router(_health_router())
     app.include_router(operations.router)

@@ -1,4 +1,4 @@
-"""/readyz and /metrics for operators and probes (no API key: they reveal no ticket data).
+"""/readyz for probes (no API key: it reveals no ticket data) and /metrics for Prometheus (any key).
 
 Both read the pipeline's `Metrics` (set by `mailtickets run`); served alone (`mailtickets api`) the API
 has no listeners in its process, so /readyz reports the database only and /metrics the outbox only.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailtickets.api.deps import Context
+from mailtickets.api.deps import Context, get_reader
+from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.ingest.imap import CONNECTED, STANDBY
 from mailtickets.metrics import CONTENT_TYPE, Metrics
 
@@ -48,7 +49,12 @@ async def readyz(context: Context) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=OK if ready else UNAVAILABLE)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}, 401: ERROR_RESPONSES[401]},
+    dependencies=[Depends(get_reader)],  # any key, read-only ones included (Prometheus: `authorization:`)
+)
 async def metrics(context: Context) -> Response:
     """Prometheus text format: messages by outcome, ingest latency, outbox, IMAP state, auto-close."""
     current = context.pipeline.metrics or Metrics()  # alone: only what the database can tell

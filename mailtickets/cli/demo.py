@@ -72,6 +72,7 @@ async def _keep_until_stopped(world: Embedded) -> None:
         _key, token = await create_api_key(session, "demo")
     click.echo(f"\nThe HTTP API is up: http://{world.settings.http_bind}/api/v1/docs")
     click.echo(f"API key (Bearer): {token}")
+    click.echo("  (the docs page asks for it: user name 'demo', the key as password)")
     click.echo(f"  curl -H 'Authorization: Bearer {token}' http://{world.settings.http_bind}/api/v1/tickets")
     click.echo(
         f"IMAP (plain, 127.0.0.1:{world.imap.port}) user {world.imap.user!r} password {world.imap.password!r}: "
