@@ -50,9 +50,10 @@ class Run:
                  **kwargs: object) -> None:  # fmt: skip
         self.stop = asyncio.Event()
         owner = str(kwargs.pop("owner", "test"))
+        renew = float(kwargs.pop("idle_renew_seconds", 60))  # type: ignore[arg-type]
         leases = Leases(sessions, SystemClock(), owner=owner, seconds=3)
         self.listener = MailboxListener(
-            mailbox, ingestor, sessions, leases, idle_renew_seconds=60, stop=self.stop,
+            mailbox, ingestor, sessions, leases, idle_renew_seconds=renew, stop=self.stop,
             backoff=Backoff(base=0.05, cap=0.5), **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
         self.task: asyncio.Task[None] | None = None
@@ -117,6 +118,37 @@ async def test_idle_push_is_picked_up(imap_server: ImapServer, sessions: Session
         await ingestor.wait_for(1, seconds=5)
         await wait_until_empty(imap_server, mailbox.folder)
     assert ingestor.received == [raw]
+
+
+class CountingSession(ImapSession):
+    """A real session that counts its connections and IDLE commands."""
+
+    opened = 0
+    idles = 0
+
+    async def open(self, *, read_only: bool = False) -> int:
+        CountingSession.opened += 1
+        return await super().open(read_only=read_only)
+
+    async def idle(self, seconds: float, stop: asyncio.Event) -> None:
+        CountingSession.idles += 1
+        await super().idle(seconds, stop)
+
+
+async def test_idle_is_renewed_on_the_same_connection(
+    imap_server: ImapServer, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CountingSession, "opened", 0)
+    monkeypatch.setattr(CountingSession, "idles", 0)
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions, connect=CountingSession, idle_renew_seconds=0.3) as run:
+        await asyncio.wait_for(run.listener.connected.wait(), 10)
+        await asyncio.sleep(1.6)
+        await imap_server.a_append(mailbox.folder, make_message(1))
+        await ingestor.wait_for(1, seconds=5)
+    assert CountingSession.idles >= 4 and CountingSession.opened == 1
 
 
 async def test_quarantined_mail_goes_to_quarantine_folder(imap_server: ImapServer, sessions: Sessions) -> None:
