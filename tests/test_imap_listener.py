@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -14,13 +15,13 @@ from pathlib import Path
 import pytest
 import trustme
 from conftest import Store
-from imap_support import FakeIngestor, ImapServer, TlsPymap, make_message, restart_dovecot
+from imap_support import FakeIngestor, ImapServer, TlsPymap, dovecot_from_env, make_message, restart_dovecot
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.ingest.imap import AUTH_RETRY_SECONDS, CONNECTED, STANDBY, Backoff, MailboxListener
-from mailtickets.ingest.imap_session import ImapSession
+from mailtickets.ingest.imap_session import ImapAuthError, ImapSession
 from mailtickets.leases import Leases
 from mailtickets.settings import MailboxSettings
 
@@ -372,3 +373,41 @@ async def _relay(upstream_port: int, reader: asyncio.StreamReader, writer: async
         sink.close()
 
     await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+
+@pytest.fixture
+def xoauth2_dovecot() -> ImapServer:
+    server = dovecot_from_env()
+    if server is None:
+        pytest.skip('Dovecot not running (pymap has no XOAUTH2): eval "$(.ci/dovecot/start.sh)"')
+    with server.client() as client:
+        if "AUTH=XOAUTH2" not in client.capabilities:
+            pytest.skip("this Dovecot was started without xoauth2: restart it with .ci/dovecot/start.sh")
+    return server
+
+
+def token_command(token: str) -> str:
+    return f"{sys.executable} -c 'print(\"{token}\")'"
+
+
+async def test_xoauth2_login_with_the_token_command(xoauth2_dovecot: ImapServer, sessions: Sessions) -> None:
+    server = xoauth2_dovecot
+    mailbox = server.mailbox(password="", oauth2_token_command=token_command(server.password))
+    await asyncio.to_thread(server.create, mailbox.folder)
+    await server.a_append(mailbox.folder, make_message(1))
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions):
+        await ingestor.wait_for(1)
+
+
+async def test_a_refused_xoauth2_token_is_a_refused_login_not_a_timeout(
+    xoauth2_dovecot: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = xoauth2_dovecot.mailbox(password="", oauth2_token_command=token_command("expired-token"))
+    session = ImapSession(mailbox, timeout=5)
+    try:
+        async with asyncio.timeout(4):  # before the command timeout: the server's NO must come through
+            with pytest.raises(ImapAuthError, match="authentication refused"):
+                await session.open()
+    finally:
+        await session.logout()

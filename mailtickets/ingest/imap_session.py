@@ -80,7 +80,40 @@ def parse_uidvalidity(lines: Sequence[bytes | bytearray]) -> int:
     raise ImapError("SELECT reply carries no UIDVALIDITY")
 
 
-class _StartTlsIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    """aioimaplib's protocol, answering the challenge of a failed AUTHENTICATE.
+
+    A server refusing an XOAUTH2 token sends `+ <error>` and waits for an empty line before its NO;
+    aioimaplib would wait forever, so a bad token looked like a timeout instead of a refused login.
+    """
+
+    def _continuation(self, line: bytes) -> None:
+        pending = self.pending_sync_command
+        if pending is not None and pending.name == "AUTHENTICATE":
+            log.debug("AUTHENTICATE challenge (a refusal): %s", line[:200])
+            self.transport.write(b"\r\n")
+            return
+        super()._continuation(line)
+
+
+class _IMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
+    """aioimaplib's client on `_Protocol`; implicit TLS when given an SSL context."""
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        local_loop = loop or asyncio.get_running_loop()
+        self.protocol = _Protocol(local_loop, conn_lost_cb)
+        connect = local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        self._client_task: asyncio.Task[Any] = local_loop.create_task(connect)
+
+
+class _StartTlsIMAP4(_IMAP4):
     """aioimaplib's client over a connection upgraded with STARTTLS before the protocol sees it."""
 
     def create_client(
@@ -92,7 +125,7 @@ class _StartTlsIMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         local_loop = loop or asyncio.get_running_loop()
-        self.protocol = aioimaplib.IMAP4ClientProtocol(local_loop, conn_lost_cb)
+        self.protocol = _Protocol(local_loop, conn_lost_cb)
         context = ssl_context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         self._client_task = local_loop.create_task(self._connect_starttls(host, port, context))
 
@@ -151,15 +184,10 @@ class ImapSession:
 
     def _make_client(self) -> aioimaplib.IMAP4:
         m = self.mailbox
-        if m.security == "tls":
-            client = aioimaplib.IMAP4_SSL(m.host, m.port, timeout=self.timeout, ssl_context=tls_context(m))
-            client.protocol.conn_lost_cb = self._on_lost  # IMAP4_SSL does not pass it through
-            return client
-        if m.security == "starttls":
-            return _StartTlsIMAP4(
-                m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost, ssl_context=tls_context(m)
-            )
-        return aioimaplib.IMAP4(m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost)
+        if m.security == "plain":
+            return _IMAP4(m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost)
+        cls = _StartTlsIMAP4 if m.security == "starttls" else _IMAP4  # "tls": TLS from the first byte
+        return cls(m.host, m.port, timeout=self.timeout, conn_lost_cb=self._on_lost, ssl_context=tls_context(m))
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._lost.set()
