@@ -178,8 +178,10 @@ class FakeIngestor:
         self.fail_times = 0
         self.delay = delay
         self.changed = asyncio.Event()
+        self.started = asyncio.Event()  # set when the first message comes in (before the delay)
 
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
+        self.started.set()
         if self.fail_times > 0:
             self.fail_times -= 1
             raise TemporaryError("fake store unavailable")

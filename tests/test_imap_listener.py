@@ -257,6 +257,24 @@ async def test_stop_leaves_idle_promptly_and_releases_lease(imap_server: ImapSer
     assert await other.try_acquire(run.listener.lease_name)
 
 
+async def test_stop_finishes_the_message_in_hand_of_a_slow_faked_pipeline_and_leaves_the_rest(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    ingestor = FakeIngestor(delay=1.0)
+    async with running(mailbox, ingestor, sessions) as run:
+        await asyncio.wait_for(run.listener.connected.wait(), 10)
+        await asyncio.sleep(0.2)  # in IDLE
+        await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(3)))
+        await asyncio.wait_for(ingestor.started.wait(), 5)  # the first message is in the (slow) pipeline now
+        run.stop.set()
+        await asyncio.wait_for(asyncio.shield(run.task), 5)  # type: ignore[arg-type]
+    assert len(ingestor.received) == 1
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 1  # settled before logging out
+    assert len(await imap_server.a_uids(mailbox.folder)) == 2  # the rest waits for the next start
+
+
 async def test_wrong_password_is_reported_without_the_password(
     imap_server: ImapServer, sessions: Sessions, caplog: pytest.LogCaptureFixture
 ) -> None:
