@@ -139,3 +139,14 @@ async def sqlite_store(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[S
     engine = create_engine(url)
     yield Store(make_settings(tmp_path / "data", url), engine, session_factory(engine), ManualClock())
     await engine.dispose()
+
+
+@pytest.fixture
+def sink() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives: tests.notify_support.SmtpSink."""
+    from tests.notify_support import SmtpSink
+
+    server = SmtpSink()
+    server.start()
+    yield server
+    server.stop()

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailtickets.clock import ManualClock
 from mailtickets.db import transaction
 from mailtickets.models import Agent, Contact, Direction, Ticket, TicketMessage, TicketStatus
 from mailtickets.settings import Settings
@@ -108,6 +109,16 @@ class SinkHandler:
 
     def messages(self) -> list[EmailMessage]:
         return [message_from_bytes(raw, policy=policy.default) for _, _, raw in self.received]
+
+
+@dataclass
+class World:
+    """A store with one seeded ticket and notification settings, for lifecycle and auto-close tests."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    clock: ManualClock
+    ticket: Seeded
 
 
 class SmtpSink:

@@ -1,33 +1,21 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.clock import ManualClock
 from mailtickets.db import transaction
 from mailtickets.jobs.autoclose import run_autoclose_loop, run_autoclose_once
 from mailtickets.models import OutboxMail, Outcome, Ticket, TicketStatus
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.pipeline import Pipeline
-from mailtickets.settings import Settings
 from mailtickets.tickets import lifecycle
 from mailtickets.tickets.events import TicketCreated
 from tests.builders import make_message
 from tests.conftest import Store
-from tests.notify_support import Seeded, notify_settings, seed_ticket
-
-
-@dataclass
-class World:
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    clock: ManualClock
-    ticket: Seeded
+from tests.notify_support import World, notify_settings, seed_ticket
 
 
 @pytest.fixture

@@ -1,30 +1,19 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import ManualClock
 from mailtickets.db import transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound
 from mailtickets.models import Direction, OutboxMail, Priority, Ticket, TicketMessage, TicketStatus
 from mailtickets.notify.outbox import enqueue_notifications
-from mailtickets.settings import Settings
 from mailtickets.tickets import lifecycle
 from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent, TicketMerged
 from tests.conftest import Store
-from tests.notify_support import Seeded, notify_settings, seed_ticket
-
-
-@dataclass
-class World:
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-    clock: ManualClock
-    ticket: Seeded
+from tests.notify_support import World, notify_settings, seed_ticket
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ service for an hour of simulated time, and the mails it gets from us stay within
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,14 +17,6 @@ from tests.notify_support import SmtpSink, notify_settings
 from tests.world import build_world
 
 STEP = timedelta(seconds=20)
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _autoresponse(number: int) -> bytes:

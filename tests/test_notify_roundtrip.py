@@ -3,8 +3,6 @@ without the ticket number in the subject, and our own mail reflected back is nev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from mailtickets.models import Outcome
@@ -15,14 +13,6 @@ from tests.builders import make_message
 from tests.conftest import Store
 from tests.notify_support import SmtpSink, notify_settings
 from tests.world import build_world
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,14 +16,6 @@ from mailtickets.settings import Settings
 from mailtickets.tickets.events import TicketCreated
 from tests.conftest import Store
 from tests.notify_support import SmtpSink, notify_settings, seed_ticket
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def _queue(store: Store, settings: Settings, tickets: int = 1) -> None:
