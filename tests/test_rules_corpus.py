@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,10 @@ def test_fixture_matches(name: str, expected: list[str]) -> None:
     assert list(evaluate(RULES, facts).matched_rules) == expected
 
 
-def test_every_fixture_evaluates() -> None:
+def test_every_fixture_evaluates_the_same_with_and_without_the_trace() -> None:
     for path in sorted(EML.glob("*.eml")):
         parsed = parse_message(path.read_bytes())
-        evaluate(RULES, MessageFacts(parsed, "support", None, None, False, automatic_reason(parsed)))
+        facts = MessageFacts(parsed, "support", None, None, False, automatic_reason(parsed))
+        fast, explained = evaluate(RULES, facts), evaluate(RULES, facts, explain=True)
+        assert fast == dataclasses.replace(explained, trace=()), path.name
+        assert [t.name for t in explained.trace if t.matched] == list(explained.matched_rules), path.name

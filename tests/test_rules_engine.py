@@ -58,7 +58,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
 @pytest.mark.parametrize(("condition", "overrides", "expected"), CASES)
 def test_condition_table(condition: dict[str, Any], overrides: dict[str, Any], expected: bool) -> None:
     rules = compiled(rule("r", [condition], [tag("hit")]))
-    decision = evaluate(rules, make_facts(**overrides))
+    decision = evaluate(rules, make_facts(**overrides), explain=True)
     assert decision.trace[0].matched is expected
     assert decision.tags == (("hit",) if expected else ())
 
@@ -66,7 +66,7 @@ def test_condition_table(condition: dict[str, Any], overrides: dict[str, Any], e
 def test_all_and_any_report_the_deciding_condition() -> None:
     conditions = [cond("from_domain", "equals", "acme.example"), cond("subject", "contains", "invoice")]
     rules = compiled(rule("all", conditions, [tag("a")]), rule("any", conditions, [tag("b")], match="any"))
-    decision = evaluate(rules, make_facts())
+    decision = evaluate(rules, make_facts(), explain=True)
     assert [(t.name, t.matched, t.condition_index) for t in decision.trace] == [("all", False, 1), ("any", True, 0)]
     assert decision.trace[0].decided_by is not None and decision.trace[0].decided_by.field == "subject"
 
@@ -83,7 +83,7 @@ def test_later_actions_override_and_tags_accumulate() -> None:
             [{"action": "assign_agent", "value": "Bob@Help.example"}, {"action": "set_status", "value": "hold"}],
         ),
     )
-    decision = evaluate(rules, make_facts())
+    decision = evaluate(rules, make_facts(), explain=True)
     assert decision.priority == "high"
     assert decision.category == "Hw"
     assert decision.tags == ("x", "y")
@@ -98,7 +98,7 @@ def test_stop_and_disabled_rules() -> None:
         rule("first", [], [tag("first")], stop=True),
         rule("never", [], [tag("never")]),
     )
-    decision = evaluate(rules, make_facts())
+    decision = evaluate(rules, make_facts(), explain=True)
     assert decision.tags == ("first",)
     assert [t.name for t in decision.trace] == ["first"]
 
@@ -109,7 +109,7 @@ def test_quarantine_and_drop_end_evaluation(kind: str) -> None:
         rule("spam", [cond("subject", "contains", "fire")], [{"action": kind, "value": "looks like spam"}]),
         rule("later", [], [tag("later")]),
     )
-    decision = evaluate(rules, make_facts())
+    decision = evaluate(rules, make_facts(), explain=True)
     assert getattr(decision, f"{kind}_reason") == "looks like spam"
     assert decision.ends_processing
     assert decision.tags == ()
@@ -135,7 +135,7 @@ def test_client_contact_and_acknowledgement_actions() -> None:
 def test_pathological_pattern_runs_in_linear_time() -> None:
     # (a+)+$ backtracks exponentially in Python's re; RE2 answers at once.
     rules = compiled(rule("evil", [cond("subject", "regex", "(a+)+$")], [tag("evil")]))
-    decision = evaluate(rules, make_facts(subject="a" * 100_000 + "!"))
+    decision = evaluate(rules, make_facts(subject="a" * 100_000 + "!"), explain=True)
     assert decision.trace[0].matched is False
 
 

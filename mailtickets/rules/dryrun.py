@@ -27,7 +27,7 @@ def describe_condition(condition: Condition) -> str:
 
 def dry_run_report(rules: Sequence[CompiledRule], facts: MessageFacts) -> dict[str, Any]:
     """Evaluate `rules` (disabled ones included, and shown as such) and explain the outcome."""
-    decision = evaluate(rules, facts)
+    decision = evaluate(rules, facts, explain=True)
     traces = {t.name: t for t in decision.trace}
     return {
         "message": {

@@ -58,8 +58,11 @@ _FIELD_OF_ACTION = {
 }
 
 
-def evaluate(rules: Sequence[CompiledRule], facts: MessageFacts) -> RuleDecision:
-    """Apply the enabled rules in order; stop after a rule with stop=true or one that quarantines or drops."""
+def evaluate(rules: Sequence[CompiledRule], facts: MessageFacts, *, explain: bool = False) -> RuleDecision:
+    """Apply the enabled rules in order; stop after a rule with stop=true or one that quarantines or drops.
+
+    With `explain` (the dry run), the decision carries a trace: each rule tried and the condition that decided it.
+    """
     view = FactView(facts)
     values: dict[str, object] = {}
     tags: list[str] = []
@@ -68,9 +71,12 @@ def evaluate(rules: Sequence[CompiledRule], facts: MessageFacts) -> RuleDecision
     for rule in rules:
         if not rule.enabled:
             continue
-        trace = _match(rule, view)
-        traces.append(trace)
-        if not trace.matched:
+        if explain:
+            trace = _match(rule, view)
+            traces.append(trace)
+            if not trace.matched:
+                continue
+        elif not _matches(rule, view):
             continue
         matched.append(rule.name)
         _apply(rule.spec.actions, values, tags)
@@ -82,6 +88,13 @@ def evaluate(rules: Sequence[CompiledRule], facts: MessageFacts) -> RuleDecision
         matched_rules=tuple(matched),
         trace=tuple(traces),
     )
+
+
+def _matches(rule: CompiledRule, view: FactView) -> bool:
+    """`_match` without the trace: what the pipeline needs, for every rule of every message."""
+    if rule.match_any:
+        return not rule.conditions or any(c.holds(view) for c in rule.conditions)
+    return all(c.holds(view) for c in rule.conditions)
 
 
 def _match(rule: CompiledRule, view: FactView) -> RuleTrace:
