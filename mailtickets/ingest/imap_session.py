@@ -109,27 +109,17 @@ class _IMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
     ) -> None:
         local_loop = loop or asyncio.get_running_loop()
         self.protocol = _Protocol(local_loop, conn_lost_cb)
-        connect = local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
-        self._client_task: asyncio.Task[Any] = local_loop.create_task(connect)
+        self._client_task: asyncio.Task[Any] = local_loop.create_task(self._connect(host, port, ssl_context))
+
+    async def _connect(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
+        await asyncio.get_running_loop().create_connection(lambda: self.protocol, host, port, ssl=context)
 
 
 class _StartTlsIMAP4(_IMAP4):
     """aioimaplib's client over a connection upgraded with STARTTLS before the protocol sees it."""
 
-    def create_client(
-        self,
-        host: str,
-        port: int,
-        loop: asyncio.AbstractEventLoop | None,
-        conn_lost_cb: Any = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        local_loop = loop or asyncio.get_running_loop()
-        self.protocol = _Protocol(local_loop, conn_lost_cb)
-        context = ssl_context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self._client_task = local_loop.create_task(self._connect_starttls(host, port, context))
-
-    async def _connect_starttls(self, host: str, port: int, context: ssl.SSLContext) -> None:
+    async def _connect(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
+        context = context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         reader, writer = await asyncio.open_connection(host, port)
         greeting = await reader.readline()
         if not greeting.startswith(b"* OK"):
