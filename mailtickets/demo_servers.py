@@ -45,7 +45,7 @@ async def start_pymap(stack: AsyncExitStack, account: ImapAccount) -> None:
     parser.set_defaults(debug=False, skip_services=[], passlib_cfg=None)
     args = parser.parse_args(
         ["--host", LOOPBACK, "--port", str(account.port), "--no-tls", "dict",
-         "--demo-user", account.user, "--demo-password", account.password]
+         f"--demo-user={account.user}", f"--demo-password={account.password}"]  # "=": a value may start with "-"
     )  # fmt: skip
     backend, config = await DictBackend.init(args)
     config.apply_context()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import subprocess
 import sys
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mailtickets.cli.demo import table
+from mailtickets.demo_servers import ImapAccount, ImapClient, free_port, start_pymap
 
 DEMO_TIMEOUT_SECONDS = 120
 
@@ -98,3 +101,11 @@ def _lines_until(process: subprocess.Popen[str], last: str) -> list[str]:
         if lines[-1] == last:
             return lines
     raise AssertionError("\n".join(lines))
+
+
+async def test_the_embedded_imap_server_takes_a_password_that_starts_with_a_dash() -> None:
+    # secrets.token_urlsafe() may start with "-", which argparse would read as an option.
+    account = ImapAccount(free_port(), "support", "-Xy_secret")
+    async with AsyncExitStack() as stack:
+        await start_pymap(stack, account)
+        await asyncio.to_thread(ImapClient(account).create, "Probe")  # logs in with the password
