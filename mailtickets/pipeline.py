@@ -70,8 +70,10 @@ class Pipeline:
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
 
-        async def work(session: AsyncSession) -> IngestResult:
-            return await self._process(session, received, parsed, problem)
+        async def work(session: AsyncSession, attempt: int) -> IngestResult:
+            # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
+            # then looks it up. Fresh mail (nearly all of it) saves a query.
+            return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
 
         result = await self._in_transaction(work)
         self._log(result, received)
@@ -80,7 +82,7 @@ class Pipeline:
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
 
-        async def work(session: AsyncSession) -> IngestResult:
+        async def work(session: AsyncSession, attempt: int) -> IngestResult:
             held = await held_message(session, inbound_id)
             raw = self.raw_store.get(held.raw_sha256)
             parsed = parse_message(raw)
@@ -105,11 +107,11 @@ class Pipeline:
         log.info("quarantined message %s released: %s %s", result.message_id, result.outcome.value, ticket)
         return result
 
-    async def _in_transaction(self, work: Callable[[AsyncSession], Awaitable[IngestResult]]) -> IngestResult:
+    async def _in_transaction(self, work: Callable[[AsyncSession, int], Awaitable[IngestResult]]) -> IngestResult:
         for attempt in range(INTEGRITY_RETRIES):
             try:
                 async with transaction(self.sessions) as session:
-                    return await work(session)
+                    return await work(session, attempt)
             except IntegrityError:
                 if attempt == INTEGRITY_RETRIES - 1:
                     raise
@@ -140,10 +142,18 @@ class Pipeline:
             return None, f"parser failure: {type(exc).__name__}: {exc}"
 
     async def _process(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, problem: str | None
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        problem: str | None,
+        *,
+        look_up_first: bool,
     ) -> IngestResult:
         key = dedupe_key(parsed, received.sha256)
-        existing = await session.scalar(select(InboundMail).where(InboundMail.dedupe_key == key))
+        existing = (
+            await session.scalar(select(InboundMail).where(InboundMail.dedupe_key == key)) if look_up_first else None
+        )
         if existing is not None:
             original = await session.get(Ticket, existing.ticket_id) if existing.ticket_id else None
             return IngestResult(

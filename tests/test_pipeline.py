@@ -211,6 +211,18 @@ async def test_same_message_twice_is_a_duplicate_and_changes_nothing(world: Stor
     assert await count(world, InboundMail) == 1
 
 
+async def test_a_duplicate_burns_no_ticket_number_and_makes_no_second_contact(world: Store) -> None:
+    # The first attempt is optimistic (no lookup): it does the work and is rolled back at the dedupe key.
+    raw = make_message(sender="newcolleague@acme.example", message_id="<dup-colleague@acme.example>")
+    results = [await world.pipeline().ingest(raw, source) for source in ("imap:support", "imap:helpdesk")]
+    later = await world.pipeline().ingest(make_message(message_id="<after-dup@acme.example>"), "pipe")
+    assert [(r.outcome, r.ticket) for r in results] == [(Outcome.CREATED, "TCK-4"), (Outcome.DUPLICATE, "TCK-4")]
+    assert later.ticket == "TCK-5"
+    async with world.sessions() as session:
+        found = await session.scalar(select(func.count()).where(Contact.email == "newcolleague@acme.example"))
+    assert found == 1
+
+
 async def test_messages_without_message_id_dedupe_by_their_bytes(world: Store) -> None:
     first = make_message(message_id=None, body="first")
     second = make_message(message_id=None, body="second")

@@ -39,14 +39,14 @@ class ThreadMatch:
 async def find_thread(session: AsyncSession, parsed: ParsedMessage, settings: Settings) -> ThreadMatch | None:
     ticket_id = await _ticket_by_headers(session, parsed, settings)
     if ticket_id is not None:
-        return ThreadMatch(await _follow_merges(session, ticket_id), "headers")
+        return ThreadMatch(await _follow_merges(session, await session.get_one(Ticket, ticket_id)), "headers")
     prefix = settings.ticket_prefix
     for numbers, threaded_by in (
         (subject_ticket_numbers(parsed.subject, prefix), "subject"),
         (plus_address_numbers(parsed.to + parsed.cc + parsed.delivered_to, prefix), "plus-address"),
     ):
         for number in numbers:
-            found = await session.scalar(select(Ticket.id).where(Ticket.prefix == prefix, Ticket.number == number))
+            found = await session.scalar(select(Ticket).where(Ticket.prefix == prefix, Ticket.number == number))
             if found is not None:
                 return ThreadMatch(await _follow_merges(session, found), threaded_by)  # type: ignore[arg-type]
     return None
@@ -85,9 +85,8 @@ async def _ticket_by_signed_id(session: AsyncSession, ids: list[str], settings: 
     return None
 
 
-async def _follow_merges(session: AsyncSession, ticket_id: int) -> Ticket:
+async def _follow_merges(session: AsyncSession, ticket: Ticket) -> Ticket:
     """Mail for a merged ticket lands on the ticket it was merged into."""
-    ticket = await session.get_one(Ticket, ticket_id)
     for _ in range(MAX_MERGE_HOPS):
         if ticket.merged_into_id is None:
             break
