@@ -324,27 +324,25 @@ async def test_second_instance_takes_over_when_the_holder_dies(imap_server: Imap
 async def test_starttls_with_a_trusted_certificate_consumes_mail(
     starttls_pymap: TlsPymap, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = starttls_pymap.server
     monkeypatch.setenv("SSL_CERT_FILE", str(starttls_pymap.ca_file))  # read by ssl.create_default_context()
-    mailbox = server.mailbox(security="starttls")
-    await asyncio.to_thread(server.create, mailbox.folder)
-    await server.a_append(mailbox.folder, make_message(1))
-    ingestor = FakeIngestor()
-    async with running(mailbox, ingestor, sessions):
-        await ingestor.wait_for(1)
-        await wait_until_empty(server, mailbox.folder)
-    assert len(await server.a_uids(mailbox.processed_folder)) == 1
+    mailbox = starttls_pymap.server.mailbox(security="starttls")
+    assert await _consume_one_message(starttls_pymap.server, mailbox, sessions) == 1
 
 
 async def test_starttls_trusts_the_mailboxs_tls_ca_file(starttls_pymap: TlsPymap, sessions: Sessions) -> None:
-    server = starttls_pymap.server
-    mailbox = server.mailbox(security="starttls", tls_ca_file=starttls_pymap.ca_file)
+    mailbox = starttls_pymap.server.mailbox(security="starttls", tls_ca_file=starttls_pymap.ca_file)
+    assert await _consume_one_message(starttls_pymap.server, mailbox, sessions) == 1
+
+
+async def _consume_one_message(server: ImapServer, mailbox: MailboxSettings, sessions: Sessions) -> int:
+    """Append one message, let the listener consume it; how many messages reached the processed folder."""
     await asyncio.to_thread(server.create, mailbox.folder)
     await server.a_append(mailbox.folder, make_message(1))
     ingestor = FakeIngestor()
     async with running(mailbox, ingestor, sessions):
         await ingestor.wait_for(1)
         await wait_until_empty(server, mailbox.folder)
+    return len(await server.a_uids(mailbox.processed_folder))
 
 
 async def test_starttls_refuses_an_untrusted_certificate(starttls_pymap: TlsPymap, sessions: Sessions) -> None:
