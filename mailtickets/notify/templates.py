@@ -14,7 +14,13 @@ from typing import Any
 
 import jinja2
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "templates" / "emails"
+_PACKAGE = Path(__file__).resolve().parent.parent
+# Installed: inside the package (mailtickets/templates links to the repository's templates/).  In a source
+# checkout whose copy lost that link (some archivers turn it into a plain file), the repository's folder.
+BUILTIN_DIR = next(
+    (d for d in (_PACKAGE / "templates" / "emails", _PACKAGE.parent / "templates" / "emails") if d.is_dir()),
+    _PACKAGE / "templates" / "emails",
+)
 
 # Every kind of mail we send; each needs <kind>.subject.txt, <kind>.txt and <kind>.html.
 KINDS = ("acknowledgement", "new_ticket", "assigned", "client_reply", "agent_reply", "chaser", "closed", "merged")
