@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-from mailtickets.cli.common import CliState
-from mailtickets.settings import ConfigFileError, load_settings
+from mailtickets.cli.common import CliState, config_option, settings_from
 
 # Command name → "module:attribute". Modules are imported only when their command runs, so that a
 # pipe delivery (`mailtickets ingest`, started once per message by the MTA) does not pay for the API,
@@ -48,18 +47,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="TOML settings file (also MAILTICKETS_CONFIG).",
-)
+@config_option("TOML settings file (also MAILTICKETS_CONFIG).")
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """mailtickets: email to helpdesk tickets."""
-    try:
-        settings = load_settings(config_file)
-    except (ConfigFileError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    ctx.obj = CliState(settings)
+    ctx.obj = CliState(settings_from(config_file))

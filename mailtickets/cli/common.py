@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -12,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailtickets.db import create_engine, session_factory
 from mailtickets.errors import Conflict, InvalidInput, NotFound
-from mailtickets.settings import Settings
+from mailtickets.settings import ConfigFileError, Settings, load_settings
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CliState:
@@ -23,6 +25,19 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+def config_option(help_text: str) -> Callable[[F], F]:
+    """`--config FILE`: on the group (`mailtickets --config F …`) and on `run` (`mailtickets run --config F`)."""
+    return click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help=help_text)
+
+
+def settings_from(config_file: Path | None) -> Settings:
+    """Settings from the environment and the TOML file; a bad file or value is a CLI error."""
+    try:
+        return load_settings(config_file)
+    except (ConfigFileError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def run_with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
