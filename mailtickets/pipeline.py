@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
 from mailtickets.db import transaction
-from mailtickets.errors import Conflict, NotFound, TemporaryError
+from mailtickets.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
@@ -88,7 +88,8 @@ class Pipeline:
             parsed = parse_message(raw)
             client = await session.get(Client, client_id) if client_id is not None else None
             if client_id is not None and client is None:
-                raise NotFound(f"no client with id {client_id}")
+                # 422, not 404: the message exists, the client named for it does not.
+                raise InvalidInput("the release is not valid", {"client_id": f"no client with id {client_id}"})
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()

@@ -5,7 +5,7 @@ chaser; after ``autoclose_close_hours`` the ticket is closed with the closure no
 than the gap the chaser announced (close minus chaser hours) after the chaser was queued.  A chaser
 held back by the rate limit does not start that countdown, and a closure whose notice is held back
 does not happen: both are tried again on a later pass.  A client reply in between puts the ticket
-back to open and clears the countdown (`pipeline_steps._reply`).
+back to open and clears the countdown (`lifecycle.client_answered`, called by the pipeline).
 
 Safe with several instances: each step is one conditional ``UPDATE … WHERE chaser_sent_at IS NULL``
 (or ``status = 'auto-close'``) ``RETURNING id``, and notifications are queued only for the rows this
