@@ -175,9 +175,10 @@ def require_name(value: str, *, field: str = "name", max_length: int) -> str:
         raise InvalidInput(f"{field} is required", {field: "required"})
     if len(text) > max_length:
         raise InvalidInput(f"{field} is too long", {field: f"at most {max_length} characters"})
-    if CONTROL_CHARACTERS.search(text):
-        raise InvalidInput(f"{field} is not valid", {field: "may not contain line breaks or control characters"})
-    return text
+    try:
+        return one_line(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not valid", {field: str(exc)}) from exc
 
 
 def parse_domains(values: list[str]) -> list[str]:
