@@ -20,10 +20,10 @@ from imap_servers import imap_server, message, store
 from mailtickets.clock import SystemClock
 from mailtickets.db import session_factory
 from mailtickets.ingest.imap import MailboxListener
+from mailtickets.ingest.leases import Leases
 from mailtickets.ingest.result import Ingestor, IngestResult
-from mailtickets.leases import Leases
 from mailtickets.models import Outcome
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 
 
 class NullIngestor:

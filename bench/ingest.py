@@ -23,7 +23,7 @@ from sqlalchemy import insert
 
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.models import Client, ClientDomain, Contact, Ticket, TicketCounter
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.rules.store import replace_all_rules
 from mailtickets.settings import Settings
 

@@ -9,7 +9,7 @@ import httpx
 from conftest import Store
 
 from mailtickets.api import create_app
-from mailtickets.apikeys import create_api_key
+from mailtickets.api.keys import create_api_key
 
 
 async def make_key(store: Store, name: str = "tester", *, read_only: bool = False) -> str:

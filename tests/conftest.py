@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mailtickets.clock import ManualClock
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.models import Base
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
 POSTGRES_URL = os.environ.get("MAILTICKETS_TEST_POSTGRES_URL")

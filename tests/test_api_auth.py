@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import Store
 
 from mailtickets.api import create_app
-from mailtickets.apikeys import revoke_api_key
+from mailtickets.api.keys import revoke_api_key
 from mailtickets.cli import main
 from mailtickets.errors import InvalidInput
 

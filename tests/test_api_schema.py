@@ -23,7 +23,7 @@ from schemathesis.config import SchemathesisConfig
 from sqlalchemy.pool import NullPool
 
 from mailtickets.api import create_app
-from mailtickets.apikeys import create_api_key
+from mailtickets.api.keys import create_api_key
 from mailtickets.clock import ManualClock
 from mailtickets.db import create_engine, session_factory
 from mailtickets.models import Client, ClientDomain, Contact

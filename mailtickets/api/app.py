@@ -16,7 +16,7 @@ from mailtickets.api import clients, contacts, operations, quarantine, rules, ti
 from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.clock import Clock
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
 API_PREFIX = "/api/v1"

@@ -13,7 +13,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api.errors import ApiError
-from mailtickets.apikeys import Caller, verify_api_key
+from mailtickets.api.keys import Caller, verify_api_key
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="mailtickets"'}

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api.auth import authenticate, require_write_access
 from mailtickets.api.errors import ApiError
-from mailtickets.apikeys import Caller
+from mailtickets.api.keys import Caller
 from mailtickets.clock import Clock
 from mailtickets.directory.validation import ID_MAX
 from mailtickets.errors import InvalidInput
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
 MAX_PAGE = 500

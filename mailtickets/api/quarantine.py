@@ -12,7 +12,7 @@ from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.db import transaction
 from mailtickets.directory.validation import ID_MAX, parse_model
 from mailtickets.models import QuarantineState
-from mailtickets.quarantine import discard_held, list_held, show_held
+from mailtickets.pipeline.quarantine import discard_held, list_held, show_held
 from mailtickets.storage import FileStore
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"], responses=ERROR_RESPONSES)

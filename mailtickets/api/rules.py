@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailtickets.api.deps import CallerDep, Context, JsonObject, ReaderDep, body_of
 from mailtickets.api.errors import ERROR_RESPONSES, ApiError
-from mailtickets.apikeys import Caller
+from mailtickets.api.keys import Caller
 from mailtickets.db import transaction
 from mailtickets.errors import InvalidInput
 from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline_steps import facts_for
+from mailtickets.pipeline.decide import facts_for
 from mailtickets.rules.compile import compile_rules
 from mailtickets.rules.dryrun import dry_run_report
 from mailtickets.rules.model import RuleSpec, rule_from_dict, spec_to_dict

@@ -7,7 +7,7 @@ import asyncio
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.apikeys import create_api_key, revoke_api_key
+from mailtickets.api.keys import create_api_key, revoke_api_key
 from mailtickets.cli.common import CliState, pass_state, run_with_store
 from mailtickets.db import transaction
 
@@ -53,8 +53,8 @@ def apikey_revoke(state: CliState, name: str) -> None:
 @pass_state
 def api(state: CliState) -> None:
     """Serve the HTTP API alone on MAILTICKETS_HTTP_BIND (default 127.0.0.1:8000) until SIGTERM or Ctrl-C."""
-    from mailtickets.app import SchemaNotCurrent, run_api_alone
     from mailtickets.log_setup import configure_logging
+    from mailtickets.service.app import SchemaNotCurrent, run_api_alone
 
     if not state.settings.http_bind:
         raise click.ClickException("http_bind is empty: set MAILTICKETS_HTTP_BIND to host:port")

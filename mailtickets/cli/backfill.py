@@ -13,13 +13,13 @@ import click
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.backfill import Summary, find_mailbox
-from mailtickets.backfill import backfill as run_backfill
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.errors import InvalidInput, TemporaryError
+from mailtickets.ingest.backfill import Summary, find_mailbox
+from mailtickets.ingest.backfill import backfill as run_backfill
 from mailtickets.ingest.imap_session import ImapAuthError, ImapError
 from mailtickets.ingest.result import IngestResult
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 
 EX_TEMPFAIL = 75  # the store is unavailable: run again later, it resumes
 EXIT_SIGTERM = 128 + signal.SIGTERM

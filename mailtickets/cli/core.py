@@ -12,7 +12,7 @@ from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_sto
 from mailtickets.db import upgrade
 from mailtickets.errors import TemporaryError
 from mailtickets.ingest.result import IngestResult
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.tickets.views import ticket_detail, ticket_rows
 
 EX_TEMPFAIL = 75  # sendmail/Postfix convention: keep the message and try again later

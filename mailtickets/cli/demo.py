@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import click
 
-from mailtickets.apikeys import create_api_key
+from mailtickets.api.keys import create_api_key
 from mailtickets.db import transaction
-from mailtickets.demo import DemoReport, Embedded, embedded, run_demo
+from mailtickets.demo.run import DemoReport, Embedded, embedded, run_demo
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -12,8 +12,8 @@ from mailtickets.db import transaction
 from mailtickets.directory import get_client_by_name
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import QuarantineState
-from mailtickets.pipeline import Pipeline
-from mailtickets.quarantine import discard_held, list_held, show_held
+from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.pipeline.quarantine import discard_held, list_held, show_held
 from mailtickets.storage import FileStore
 
 STATES = [s.value for s in QuarantineState]

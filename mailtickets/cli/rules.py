@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
 from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline_steps import facts_for
+from mailtickets.pipeline.decide import facts_for
 from mailtickets.rules.compile import compile_rules
 from mailtickets.rules.dryrun import dry_run_report
 from mailtickets.rules.model import RulesInvalid, RuleSpec

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from mailtickets.app import SchemaNotCurrent, TemplatesBroken, run
 from mailtickets.cli.common import CliState, config_option, pass_state, settings_from
 from mailtickets.errors import InvalidInput
 from mailtickets.log_setup import configure_logging
+from mailtickets.service.app import SchemaNotCurrent, TemplatesBroken, run
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

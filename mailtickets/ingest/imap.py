@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.db import transaction
 from mailtickets.errors import TemporaryError
 from mailtickets.ingest.imap_session import ImapAuthError, ImapError, ImapSession
+from mailtickets.ingest.leases import LeaseLost, Leases, wait_or_stop
 from mailtickets.ingest.mailbox_config import redacted
 from mailtickets.ingest.result import Ingestor, IngestResult
-from mailtickets.leases import LeaseLost, Leases, wait_or_stop
 from mailtickets.models import MailboxState, Outcome
 from mailtickets.settings import MailboxSettings
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from conftest import Store
 
-from mailtickets.leases import LeaseLost, Leases
+from mailtickets.ingest.leases import LeaseLost, Leases
 
 
 def leases(store: Store, owner: str) -> Leases:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailtickets.errors import NotFound
 from mailtickets.models import InboundMail, QuarantineState
 from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline import held_message
+from mailtickets.pipeline.ingest import held_message
 from mailtickets.storage import FileStore
 
 PREVIEW_CHARS = 2000

@@ -16,7 +16,7 @@ from mailtickets.db import create_engine, session_factory
 from mailtickets.ingest.lmtp import parse_bind, serve_lmtp
 from mailtickets.ingest.result import Ingestor
 from mailtickets.models import Ticket
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 
 
 @asynccontextmanager

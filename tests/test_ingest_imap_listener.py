@@ -22,7 +22,7 @@ from mailtickets.clock import SystemClock
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.ingest.imap import AUTH_RETRY_SECONDS, CONNECTED, STANDBY, Backoff, MailboxListener
 from mailtickets.ingest.imap_session import ImapAuthError, ImapSession
-from mailtickets.leases import Leases
+from mailtickets.ingest.leases import Leases
 from mailtickets.settings import MailboxSettings
 
 pytest_plugins = ["imap_fixtures"]

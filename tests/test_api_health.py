@@ -15,7 +15,7 @@ from mailtickets.db import create_engine, session_factory
 from mailtickets.ingest.imap import STANDBY
 from mailtickets.log_setup import configure_logging
 from mailtickets.metrics import Metrics
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from tests.api_support import make_key
 from tests.builders import make_message
 from tests.conftest import Store
@@ -106,10 +106,10 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str], sqlite_store: Store)
     previous = logging.getLogger().handlers[:], logging.getLogger().level
     try:
         configure_logging(sqlite_store.settings.model_copy(update={"log_format": "json"}))
-        logging.getLogger("mailtickets.pipeline").info("message %s: created %s", "<a@b>", "TCK-1")
+        logging.getLogger("mailtickets.pipeline.ingest").info("message %s: created %s", "<a@b>", "TCK-1")
     finally:
         logging.getLogger().handlers[:] = previous[0]
         logging.getLogger().setLevel(previous[1])
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert (line["level"], line["logger"]) == ("INFO", "mailtickets.pipeline")
+    assert (line["level"], line["logger"]) == ("INFO", "mailtickets.pipeline.ingest")
     assert line["message"] == "message <a@b>: created TCK-1"

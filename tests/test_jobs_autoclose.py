@@ -10,7 +10,7 @@ from mailtickets.db import transaction
 from mailtickets.jobs.autoclose import run_autoclose_loop, run_autoclose_once
 from mailtickets.models import OutboxMail, Outcome, Ticket, TicketStatus
 from mailtickets.notify.outbox import enqueue_notifications
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.tickets import lifecycle
 from mailtickets.tickets.events import TicketCreated
 from tests.builders import make_message

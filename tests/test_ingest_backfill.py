@@ -20,12 +20,12 @@ from conftest import Store
 from imap_support import PYMAP_PASSWORD, PYMAP_USER, ImapServer, PymapProcess, add_example_client, make_message
 from sqlalchemy import func, select
 
-from mailtickets.backfill import Summary, backfill, imap_date, state_key
 from mailtickets.cli import main
 from mailtickets.db import upgrade
+from mailtickets.ingest.backfill import Summary, backfill, imap_date, state_key
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import InboundMail, OutboxMail, Ticket
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import MailboxSettings
 
 pytest_plugins = ["imap_fixtures"]

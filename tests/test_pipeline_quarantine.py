@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mailtickets.errors import Conflict
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
-from mailtickets.quarantine import discard_held, list_held, show_held
+from mailtickets.pipeline.quarantine import discard_held, list_held, show_held
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.world import build_world
@@ -61,9 +61,9 @@ async def test_release_to_a_client_opens_a_ticket_once(held: tuple[Store, int]) 
 
 async def test_release_logs_the_new_outcome_once(held: tuple[Store, int], caplog: pytest.LogCaptureFixture) -> None:
     store, inbound_id = held
-    caplog.set_level(logging.INFO, logger="mailtickets.pipeline")
+    caplog.set_level(logging.INFO, logger="mailtickets.pipeline.ingest")
     await store.pipeline().release(inbound_id)
-    lines = [r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline.ingest"]
     assert lines == ["quarantined message z1@newclient.example released: created TCK-4"]
 
 

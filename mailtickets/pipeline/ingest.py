@@ -25,7 +25,7 @@ from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline_steps import Context, Decision, decide, decide_release, facts_for, record_events
+from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore

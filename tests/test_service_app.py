@@ -21,9 +21,9 @@ from conftest import Store
 from imap_support import ImapServer, add_example_client, dovecot_from_env, free_port, make_message
 from sqlalchemy import func, select
 
-from mailtickets.app import SchemaNotCurrent, TemplatesBroken, run
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.models import Ticket
+from mailtickets.service.app import SchemaNotCurrent, TemplatesBroken, run
 from mailtickets.settings import Settings
 
 pytest_plugins = ["imap_fixtures"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from mailtickets.app import Runtime, build_components
+from mailtickets.ingest.leases import Leases
 from mailtickets.jobs.autoclose import AutocloseReport, run_autoclose_loop
-from mailtickets.leases import Leases
 from mailtickets.metrics import Metrics
+from mailtickets.service.app import Runtime, build_components
 from tests.conftest import Store
 
 

@@ -66,7 +66,7 @@ async def test_a_parser_bug_faked_by_monkeypatch_quarantines_instead_of_losing_t
     def broken_parser(raw: bytes) -> None:
         raise KeyError("a bug in our own parsing code")
 
-    monkeypatch.setattr("mailtickets.pipeline.parse_message", broken_parser)
+    monkeypatch.setattr("mailtickets.pipeline.ingest.parse_message", broken_parser)
     raw = make_message(message_id="<bug1@acme.example>")
     result = await world.pipeline().ingest(raw, "pipe")
     assert result.outcome == Outcome.QUARANTINED
@@ -312,7 +312,7 @@ async def test_our_own_mail_coming_back_is_dropped_by_its_loop_header(world: Sto
 
 async def test_a_pipeline_without_notifications_writes_no_outbox_rows(world: Store) -> None:
     from mailtickets.models import OutboxMail
-    from mailtickets.pipeline import Pipeline
+    from mailtickets.pipeline.ingest import Pipeline
 
     quiet = Pipeline(world.settings, world.sessions, world.clock, notify=False)
     assert (await quiet.ingest(make_message(), "backfill")).outcome == Outcome.CREATED
@@ -328,7 +328,11 @@ async def test_each_message_logs_one_info_line_with_its_message_id_outcome_and_t
     raw = make_message(message_id="<log-1@acme.example>")
     for _ in range(2):
         await world.pipeline().ingest(raw, "pipe")
-    lines = [r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline" and r.levelno >= logging.INFO]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mailtickets.pipeline.ingest" and r.levelno >= logging.INFO
+    ]
     assert len(lines) == 2, lines
     assert "log-1@acme.example" in lines[0] and "created TCK-4" in lines[0]
     assert "log-1@acme.example" in lines[1] and "duplicate TCK-4" in lines[1]

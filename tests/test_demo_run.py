@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mailtickets.cli.demo import table
-from mailtickets.demo_servers import ImapAccount, ImapClient, free_port, start_pymap
+from mailtickets.demo.servers import ImapAccount, ImapClient, free_port, start_pymap
 
 DEMO_TIMEOUT_SECONDS = 120
 

@@ -26,14 +26,14 @@ from mailtickets.clock import Clock, SystemClock
 from mailtickets.db import alembic_config, create_engine, session_factory
 from mailtickets.errors import MailticketsError
 from mailtickets.ingest.imap import MailboxListener
+from mailtickets.ingest.leases import Leases, instance_owner
 from mailtickets.ingest.lmtp import serve_lmtp
 from mailtickets.ingest.mailbox_config import configured_mailboxes
 from mailtickets.jobs.autoclose import run_autoclose_loop
-from mailtickets.leases import Leases, instance_owner
 from mailtickets.metrics import Metrics, watch_mailbox
 from mailtickets.notify.sender import run_outbox_sender
 from mailtickets.notify.templates import check_templates
-from mailtickets.pipeline import Pipeline
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import MailboxSettings, Settings
 
 log = logging.getLogger(__name__)

@@ -22,14 +22,15 @@ from tempfile import TemporaryDirectory
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets import app, demo_mail
 from mailtickets.db import create_engine, session_factory, transaction, upgrade
-from mailtickets.demo_servers import ImapAccount, ImapClient, SmtpSink, free_port, start_pymap
+from mailtickets.demo import mail as demo_mail
+from mailtickets.demo.servers import ImapAccount, ImapClient, SmtpSink, free_port, start_pymap
 from mailtickets.directory import create_agent, create_client, create_contact
 from mailtickets.jobs.autoclose import run_autoclose_once
 from mailtickets.models import InboundMail, OutboxMail, OutboxState, Ticket
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.notify.sender import deliver_due
+from mailtickets.service import app
 from mailtickets.settings import MailboxSettings, Settings
 from mailtickets.tickets import lifecycle
 from mailtickets.tickets.views import ticket_rows

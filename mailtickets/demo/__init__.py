@@ -1,0 +1,1 @@
+"""`mailtickets demo`: the whole product on embedded servers, with generated mail."""
