@@ -32,6 +32,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from mailtickets.fit import fit_columns
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -245,6 +247,8 @@ class TicketMessage(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_text_new: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str | None] = mapped_column(Text)
+    # Parts, attachments and text the limits left out of this message, each with the reason.
+    left_out: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     inbound_mail_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_mail.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -291,6 +295,18 @@ class InboundMail(Base):
     raw_stored: Mapped[bool] = mapped_column(Boolean, default=False)
     quarantine_state: Mapped[QuarantineState | None] = mapped_column(_enum(QuarantineState))
     received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class IngestFailure(Base):
+    """A message (by its bytes) whose processing failed "temporarily": repeated, it is quarantined as poison."""
+
+    __tablename__ = "ingest_failures"
+
+    raw_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_failed_at: Mapped[datetime] = mapped_column()
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str] = mapped_column(Text)
 
 
 class OutboxMail(Base):
@@ -379,3 +395,6 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column()
+
+
+fit_columns(Base.metadata)  # every value fitted to its column at bind time: see mailtickets.fit

@@ -60,7 +60,14 @@ class Settings(BaseSettings):
     max_message_bytes: int = 25 * MEGABYTE
     max_attachment_bytes: int = 25 * MEGABYTE
     max_attachments: int = 100
+    max_mime_parts: int = 500
+    max_text_chars: int = 500_000
     worker_timeout_seconds: float = 60.0
+    parse_timeout_seconds: float = 5.0
+    parse_memory_limit_bytes: int = 1024 * MEGABYTE
+    parse_workers: int = 2
+    poison_max_attempts: int = 5
+    poison_max_age_seconds: float = 3600.0
 
     # Outgoing mail
     smtp_url: str = "smtp://127.0.0.1:25"
@@ -95,9 +102,12 @@ class Settings(BaseSettings):
     lmtp_bind: str | None = None
     idle_renew_seconds: float = 25 * 60.0
     lease_seconds: float = 30.0
+    imap_fetch_batch_bytes: int = 50 * MEGABYTE
+    lmtp_max_concurrent_deliveries: int = 4
 
     # HTTP API and operations
     http_bind: str = "127.0.0.1:8000"  # empty: `mailtickets run` serves no API
+    api_max_body_bytes: int = 2 * MEGABYTE
     contact_mobile_e164: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

@@ -22,6 +22,7 @@ from mailtickets.clock import ManualClock
 from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.models import Base
 from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.pipeline.parse_worker import InProcessParser, limits_from
 from mailtickets.settings import Settings
 
 POSTGRES_URL = os.environ.get("MAILTICKETS_TEST_POSTGRES_URL")
@@ -43,7 +44,9 @@ class Store:
     clock: ManualClock
 
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.settings, self.sessions, self.clock)
+        # Parsed in-process (quick); tests of the worker processes build ParseWorkers themselves.
+        parser = InProcessParser(limits_from(self.settings))
+        return Pipeline(self.settings, self.sessions, self.clock, parser=parser)
 
     @property
     def backend(self) -> str:

@@ -63,10 +63,10 @@ async def test_unknown_sender_without_reference_is_quarantined_with_raw_bytes_ke
 async def test_a_parser_bug_faked_by_monkeypatch_quarantines_instead_of_losing_the_mail(
     world: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_parser(raw: bytes) -> None:
+    def broken_parser(raw: bytes, limits: object) -> None:
         raise KeyError("a bug in our own parsing code")
 
-    monkeypatch.setattr("mailtickets.pipeline.ingest.parse_message", broken_parser)
+    monkeypatch.setattr("mailtickets.pipeline.parse_worker.parse_message", broken_parser)
     raw = make_message(message_id="<bug1@acme.example>")
     result = await world.pipeline().ingest(raw, "pipe")
     assert result.outcome == Outcome.QUARANTINED

@@ -44,6 +44,7 @@ class MessageOut(BaseModel):
     body_html: str | None
     created_at: str | None
     attachments: list[AttachmentOut]
+    left_out: list[str] = []  # parts, attachments or text over a limit, each with the reason
 
 
 class ContactSummary(BaseModel):

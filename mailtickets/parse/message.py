@@ -37,6 +37,9 @@ class ParsedMessage:
     html: str | None = None  # sanitised HTML, safe to show in a browser
     attachments: tuple[ParsedAttachment, ...] = ()
     defects: tuple[str, ...] = ()  # what was wrong with the message and how it was worked around
+    # What the sender wrote, quoted history stripped; None when not computed (messages built by hand).
+    new_text: str | None = None
+    left_out: tuple[str, ...] = ()  # parts, attachments and text over a limit, each with the reason
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import email
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,8 +20,17 @@ from email.utils import getaddresses, parsedate_to_datetime
 import mailparser
 
 from mailtickets.parse.attachments import collect_attachments
+from mailtickets.parse.limits import (
+    ParseLimits,
+    bound_raw,
+    counted_warnings,
+    cut_text,
+    limit_attachments,
+    prune_parts,
+    quote_input,
+)
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
-from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html
+from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html, strip_quoted
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
@@ -31,17 +41,18 @@ class UnparseableMessage(ValueError):
     """Not even the headers could be read: the pipeline quarantines the raw bytes."""
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    try:
-        mail = mailparser.parse_from_bytes(raw)
-    except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
-        raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
-    message: Message = mail.message
-    headers = _decoded_headers(message, _declared_charset(message))
-    defects: list[str] = [_defect_text(d) for d in mail.defects]
-    text, html, body_defects = _body(message)
-    defects.extend(body_defects)
-    attachments = collect_attachments(mail.attachments, defects)
+def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
+    limits = limits or ParseLimits()
+    left_out: list[str] = []
+    with counted_warnings(("mailparser.core", "mailparser.utils"), left_out):
+        mail = _mail_parser(raw, limits, left_out)
+        message: Message = mail.message
+        headers = _decoded_headers(message, _declared_charset(message))
+        defects: list[str] = [_defect_text(d) for d in mail.defects]
+        text, html, body_defects = _body(message, limits.max_text_chars, left_out)
+        defects.extend(body_defects)
+        attachments, skipped = limit_attachments(collect_attachments(mail.attachments, defects), limits)
+    left_out.extend(skipped)
     sender_name, sender = _first_address(headers.get("from", ()))
     return ParsedMessage(
         message_id=_message_id(headers.get("message-id", ())),
@@ -62,7 +73,22 @@ def parse_message(raw: bytes) -> ParsedMessage:
         html=html,
         attachments=tuple(attachments),
         defects=tuple(defects),
+        new_text=strip_quoted(quote_input(text)),
+        left_out=tuple(left_out),
     )
+
+
+def _mail_parser(raw: bytes, limits: ParseLimits, left_out: list[str]) -> mailparser.MailParser:
+    """mail-parser over the stdlib tree, bounded first: never more than `max_mime_parts` parts read."""
+    raw, cut = bound_raw(raw, limits.max_mime_parts)
+    if cut:
+        left_out.append(f"{cut} MIME delimiters left out unread: over max_mime_parts ({limits.max_mime_parts})")
+    try:
+        message = email.message_from_bytes(raw)
+        left_out.extend(prune_parts(message, limits.max_mime_parts))
+        return mailparser.MailParser(message)
+    except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
+        raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
 
 
 def _declared_charset(message: Message) -> str | None:
@@ -148,8 +174,11 @@ def _date(values: tuple[str, ...]) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _body(message: Message) -> tuple[str, str | None, list[str]]:
-    """Plain text preferred; from HTML-only mail the text is derived. HTML is returned sanitised."""
+def _body(message: Message, max_chars: int, left_out: list[str]) -> tuple[str, str | None, list[str]]:
+    """Plain text preferred; from HTML-only mail the text is derived. HTML is returned sanitised.
+
+    Each part's bytes, the HTML and the text are cut at `max_chars` (bytes: four per character).
+    """
     plain: list[str] = []
     html: list[str] = []
     defects: list[str] = []
@@ -157,14 +186,19 @@ def _body(message: Message) -> tuple[str, str | None, list[str]]:
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
-        text, note = decode_bytes(payload, part.get_param("charset"))  # type: ignore[arg-type]
+        text, note = decode_bytes(payload[: 4 * max_chars], part.get_param("charset"))  # type: ignore[arg-type]
         if note:
             defects.append(f"{part.get_content_type()}: {note}")
         (html if part.get_content_subtype() == "html" else plain).append(text)
-    sanitised = sanitise_html("\n".join(html)) if html else None
+    joined = "\n".join(html)
+    sanitised = sanitise_html(cut_text(joined, max_chars)) if html else None
     if plain:
-        return "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n"), sanitised, defects
-    return (html_to_text(sanitised) if sanitised else ""), sanitised, defects
+        text = "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n")
+    else:
+        text = html_to_text(sanitised) if sanitised else ""
+    if len(text) > max_chars or len(joined) > max_chars:
+        left_out.append(f"body cut at {max_chars} characters: over max_text_chars")
+    return cut_text(text, max_chars), sanitised, defects
 
 
 def _text_parts(part: Message) -> Iterator[Message]:

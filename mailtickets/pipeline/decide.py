@@ -155,7 +155,9 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
     ticket.updated_at = context.clock.now()
     # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
     contact = await _contact_for(context, sender) if sender.known else None
-    message = _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
+    parsed = context.parsed
+    new_text = parsed.new_text if parsed.new_text is not None else strip_quoted(parsed.text)
+    message = _add_message(context, ticket, contact, new_text)
     reopened = outcome == Outcome.REOPENED
 
     def events() -> list[TicketEvent]:

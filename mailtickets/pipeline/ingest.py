@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
@@ -24,8 +24,9 @@ from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
 from mailtickets.parse.message import ParsedMessage
-from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
+from mailtickets.pipeline.parse_worker import ParseFailure, Parser, ParseWorkers
+from mailtickets.pipeline.poison import count_failure, forget_failures
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
@@ -52,6 +53,7 @@ class Pipeline:
         clock: Clock | None = None,
         *,
         notify: bool = True,
+        parser: Parser | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -61,6 +63,12 @@ class Pipeline:
         self.rules = RuleCache()
         # False for imports of old mail (backfill): tickets are made, nobody is mailed about them.
         self.notify = notify
+        # Parsing runs in worker processes with a time and memory limit per message (started on first use).
+        self.parser: Parser = parser or ParseWorkers.from_settings(settings)
+        self._failed: set[str] = set()  # digests with a failure count to clear once they go through
+
+    async def close(self) -> None:
+        await self.parser.close()
 
     @observed_ingest
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
@@ -68,16 +76,67 @@ class Pipeline:
         # other tasks (IDLE keepalives, the API) and a cancel (Ctrl-C) would land only after the burst.
         await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
-        parsed, problem = self._parse(raw)
+        parsed, problem = await self._parse(raw)
+        try:
+            result = await self._decide_and_commit(received, parsed, problem)
+        except TemporaryError as exc:
+            result = await self._after_temporary_failure(received, parsed, exc)
+        except Exception as exc:  # the pipeline's boundary: the message's fault or our bug, never retried
+            log.exception("processing failed; the message is quarantined whole")
+            result = await self._quarantine_whole(received, parsed, f"processing failed: {type(exc).__name__}: {exc}")
+        if received.sha256 in self._failed:
+            self._failed.discard(received.sha256)
+            await forget_failures(self.sessions, received.sha256)
+        self._log(result, received)
+        return result
 
+    async def _decide_and_commit(
+        self, received: Received, parsed: ParsedMessage | None, problem: str | None
+    ) -> IngestResult:
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
             # then looks it up. Fresh mail (nearly all of it) saves a query.
             return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
 
-        result = await self._in_transaction(work)
-        self._log(result, received)
-        return result
+        try:
+            async with asyncio.timeout(self.settings.worker_timeout_seconds):
+                return await self._in_transaction(work)
+        except TimeoutError as exc:
+            limit = self.settings.worker_timeout_seconds
+            raise TemporaryError(f"processing took longer than worker_timeout_seconds ({limit:g} s)") from exc
+
+    async def _after_temporary_failure(
+        self, received: Received, parsed: ParsedMessage | None, error: TemporaryError
+    ) -> IngestResult:
+        """Counted; raised again (the intake retries later) until the same message has failed too often."""
+        now = self.clock.now()
+        try:
+            count = await count_failure(self.sessions, self.settings, received.sha256, str(error), now)
+        except (SQLAlchemyError, OSError):
+            raise error from None  # not even the count can be written: the store is down, truly temporary
+        self._failed.add(received.sha256)
+        if not count.is_poison(self.settings, now):
+            raise error
+        since = f"{count.first_failed_at:%Y-%m-%d %H:%M} UTC"
+        reason = f"poison: failed {count.attempts} times since {since}; last: {error}"
+        return await self._quarantine_whole(received, parsed, reason)
+
+    async def _quarantine_whole(self, received: Received, parsed: ParsedMessage | None, reason: str) -> IngestResult:
+        """Hold the message with its raw bytes and the reason; if even that fails, the intake retries."""
+
+        async def work(session: AsyncSession, attempt: int) -> IngestResult:
+            key = dedupe_key(parsed, received.sha256)
+            if attempt > 0 and await session.scalar(select(InboundMail.id).where(InboundMail.dedupe_key == key)):
+                return IngestResult(Outcome.DUPLICATE, None, "already processed", parsed.message_id if parsed else None)
+            decision = Decision(Outcome.QUARANTINED, reason=reason)
+            session.add(self._record(received, parsed, key, decision))
+            await session.flush()
+            return IngestResult(Outcome.QUARANTINED, None, reason, parsed.message_id if parsed else None)
+
+        try:
+            return await self._in_transaction(work)
+        except IntegrityError as exc:
+            raise TemporaryError(f"cannot record the quarantine: {type(exc).__name__}") from exc
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -85,7 +144,9 @@ class Pipeline:
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             held = await held_message(session, inbound_id)
             raw = self.raw_store.get(held.raw_sha256)
-            parsed = parse_message(raw)
+            parsed = await self.parser.parse(raw)
+            if isinstance(parsed, ParseFailure):
+                raise InvalidInput("the message cannot be parsed", {"message": parsed.reason})
             client = await session.get(Client, client_id) if client_id is not None else None
             if client_id is not None and client is None:
                 # 422, not 404: the message exists, the client named for it does not.
@@ -116,7 +177,7 @@ class Pipeline:
             except IntegrityError:
                 if attempt == INTEGRITY_RETRIES - 1:
                     raise
-            except (OperationalError, DBAPIError, OSError) as exc:
+            except (OperationalError, InterfaceError, OSError) as exc:
                 raise TemporaryError(f"store unavailable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable: the last attempt re-raises")
 
@@ -131,16 +192,19 @@ class Pipeline:
             f" ({result.reason})" if result.reason else "",
         )
 
-    def _parse(self, raw: bytes) -> tuple[ParsedMessage | None, str | None]:
+    async def _parse(self, raw: bytes) -> tuple[ParsedMessage | None, str | None]:
         if len(raw) > self.settings.max_message_bytes:
             return None, f"too large: {len(raw)} bytes, limit {self.settings.max_message_bytes}"
         try:
-            return parse_message(raw), None
-        except UnparseableMessage as exc:
-            return None, str(exc)
-        except Exception as exc:  # a parser bug must not lose the mail: quarantined with its raw bytes
-            log.exception("parser failure; the message is quarantined")
-            return None, f"parser failure: {type(exc).__name__}: {exc}"
+            outcome = await self.parser.parse(raw)
+        except OSError as exc:  # no worker could be started (out of processes or memory): ours, passing
+            raise TemporaryError(f"no parse worker: {exc}") from exc
+        if isinstance(outcome, ParseFailure):
+            return None, outcome.reason
+        if outcome.left_out:  # one line per message, however many parts were skipped
+            left_out = outcome.left_out
+            log.warning("message %s: %d notes on what was left out: %s", outcome.message_id, len(left_out), left_out)
+        return outcome, None
 
     async def _process(
         self,

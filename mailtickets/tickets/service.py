@@ -102,6 +102,7 @@ def inbound_message(
         body_text=parsed.text,
         body_text_new=body_text_new,
         body_html=parsed.html,
+        left_out=list(parsed.left_out),
         created_at=now,
     )
 

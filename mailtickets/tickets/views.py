@@ -71,6 +71,7 @@ def message_view(message: TicketMessage) -> dict[str, Any]:
         "body_html": message.body_html,
         "created_at": message.created_at.isoformat() if message.created_at else None,
         "attachments": [attachment_view(a) for a in message.attachments],
+        "left_out": list(message.left_out or []),
     }
 
 
