@@ -57,12 +57,12 @@ def backfill(state: CliState, name: str, since: datetime, folder: str | None, li
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> Summary:
         _stop_like_ctrl_c_on_sigterm()
-        pipeline = Pipeline(settings, sessions, notify=False)
-        with ExitStack() as stack:
-            progress = None if as_json else BarProgress(stack, f"{name}/{folder or mailbox.folder}")
-            return await run_backfill(
-                mailbox, since.date(), pipeline, sessions, folder=folder, limit=limit, progress=progress
-            )
+        async with Pipeline(settings, sessions, notify=False) as pipeline:
+            with ExitStack() as stack:
+                progress = None if as_json else BarProgress(stack, f"{name}/{folder or mailbox.folder}")
+                return await run_backfill(
+                    mailbox, since.date(), pipeline, sessions, folder=folder, limit=limit, progress=progress
+                )
 
     try:
         summary = run_with_store(settings, work)

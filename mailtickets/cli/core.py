@@ -41,13 +41,13 @@ def ingest(state: CliState, as_json: bool, source: str, files: tuple[Path, ...])
     inputs = list(files) or [Path("-")]
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> list[IngestResult]:
-        pipeline = Pipeline(state.settings, sessions)
         results = []
-        for item in inputs:
-            raw = sys.stdin.buffer.read() if str(item) == "-" else item.read_bytes()
-            result = await pipeline.ingest(raw, source)
-            _print_result(item, result, as_json)
-            results.append(result)
+        async with Pipeline(state.settings, sessions) as pipeline:
+            for item in inputs:
+                raw = sys.stdin.buffer.read() if str(item) == "-" else item.read_bytes()
+                result = await pipeline.ingest(raw, source)
+                _print_result(item, result, as_json)
+                results.append(result)
         return results
 
     try:

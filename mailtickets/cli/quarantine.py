@@ -81,7 +81,8 @@ def quarantine_release(state: CliState, inbound_id: int, client_name: str | None
         if client_name is not None:
             async with sessions() as session:
                 client_id = (await get_client_by_name(session, client_name)).id
-        return await Pipeline(state.settings, sessions).release(inbound_id, client_id)
+        async with Pipeline(state.settings, sessions) as pipeline:
+            return await pipeline.release(inbound_id, client_id)
 
     result = run_with_store(state.settings, work)
     click.echo(f"message {inbound_id} released: {result.outcome.value} {result.ticket or '-'}")

@@ -31,6 +31,7 @@ from mailtickets.settings import MailboxSettings
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 100  # aioimaplib's recursive parser fails on replies covering ~1,000 messages
+FETCH_BATCH_BYTES = 50 * 1024 * 1024  # and at most this much mail in memory at once (settings.imap_fetch_batch_bytes)
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
 AUTH_RETRY_SECONDS = 300.0
@@ -100,7 +101,9 @@ class MailboxListener:
         stop: asyncio.Event,
         connect: SessionFactory = ImapSession,
         backoff: Backoff | None = None,
+        fetch_batch_bytes: int = FETCH_BATCH_BYTES,
     ) -> None:
+        self._fetch_batch_bytes = fetch_batch_bytes
         self.mailbox = mailbox
         self._ingestor = ingestor
         self._state = MailboxStateStore(sessions)
@@ -192,10 +195,11 @@ class MailboxListener:
     async def _catch_up(self, session: ImapSession, last_uid: int) -> int:
         uids = await session.uids_after(last_uid)
         for start in range(0, len(uids), FETCH_BATCH):
-            if self._stop.is_set():
-                break
-            fetched = await session.fetch(uids[start : start + FETCH_BATCH])
-            last_uid = max(last_uid, await self._process_batch(session, fetched))
+            for batch in await session.batches(uids[start : start + FETCH_BATCH], FETCH_BATCH, self._fetch_batch_bytes):
+                if self._stop.is_set():
+                    return last_uid
+                fetched = await session.fetch(batch)
+                last_uid = max(last_uid, await self._process_batch(session, fetched))
         return last_uid
 
     async def _process_batch(self, session: ImapSession, fetched: list[tuple[int, bytes]]) -> int:

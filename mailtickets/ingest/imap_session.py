@@ -29,6 +29,7 @@ TOKEN_COMMAND_TIMEOUT_SECONDS = 30.0
 _FETCH_LINE = re.compile(rb"^\d+ FETCH \(")
 _UID_ITEM = re.compile(rb"UID (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
 _STARTTLS_TAG = b"S0"
 
 
@@ -70,6 +71,34 @@ def parse_fetch(lines: Sequence[bytes | bytearray]) -> list[tuple[int, bytes]]:
     if uid is not None and body is not None:
         messages.append((uid, body))
     return messages
+
+
+def parse_sizes(lines: Sequence[bytes | bytearray]) -> dict[int, int]:
+    """`UID FETCH (UID RFC822.SIZE)` reply → {uid: size in bytes}."""
+    sizes: dict[int, int] = {}
+    for line in map(bytes, lines):
+        uid, size = _UID_ITEM.search(line), _SIZE_ITEM.search(line)
+        if uid and size:
+            sizes[int(uid.group(1))] = int(size.group(1))
+    return sizes
+
+
+def size_batches(uids: Sequence[int], sizes: dict[int, int], max_count: int, max_bytes: int) -> list[list[int]]:
+    """UIDs in order, grouped so that each FETCH brings at most `max_count` mails and `max_bytes` bytes.
+
+    A mail larger than `max_bytes` comes alone; one whose size the server did not say counts as 0.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if current and (len(current) >= max_count or total + size > max_bytes):
+            batches.append(current)
+            current, total = [], 0
+        current.append(uid)
+        total += size
+    return [*batches, current] if current else batches
 
 
 def parse_uidvalidity(lines: Sequence[bytes | bytearray]) -> int:
@@ -250,6 +279,13 @@ class ImapSession:
         words = b" ".join(bytes(line) for line in response.lines[:-1]).split()
         # `n:*` always matches the highest UID, even one below n: filter.
         return sorted(uid for uid in (int(w) for w in words if w.isdigit()) if uid > last_uid)
+
+    async def batches(self, uids: Sequence[int], max_count: int, max_bytes: int) -> list[list[int]]:
+        """The UIDs grouped for fetching, bounded in count and in bytes (sizes asked first, in one command)."""
+        if not uids:
+            return []
+        response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID RFC822.SIZE)"), "UID FETCH")
+        return size_batches(uids, parse_sizes(response.lines), max_count, max_bytes)
 
     async def fetch(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
         response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), "UID FETCH")

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SOURCE = "lmtp"
 SERVER_HOSTNAME = "mailtickets"
 _AIOSMTPD_TOO_BIG = "552 Error: Too much mail data"
+DEFAULT_CONCURRENT_DELIVERIES = 4
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -33,15 +34,17 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 
 class LmtpHandler:
-    """aiosmtpd handler: one hook, DATA."""
+    """aiosmtpd handler: one hook, DATA. At most `max_concurrent` deliveries are processed at once."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
+    def __init__(self, ingestor: Ingestor, max_concurrent: int = DEFAULT_CONCURRENT_DELIVERIES) -> None:
         self._ingestor = ingestor
+        self._slots = asyncio.Semaphore(max(1, max_concurrent))
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         try:
-            result = await self._ingestor.ingest(raw, SOURCE)
+            async with self._slots:  # the others wait here, their connection open: the MTA just sees a slow reply
+                result = await self._ingestor.ingest(raw, SOURCE)
         except TemporaryError as exc:
             log.warning("LMTP delivery deferred: %s", exc)
             status = "451 4.3.0 mail store unavailable, try again later"
@@ -68,10 +71,17 @@ class LmtpServer(LMTP):
         await super().push(status)
 
 
-async def serve_lmtp(bind: str, ingestor: Ingestor, max_message_bytes: int, stop: asyncio.Event) -> None:
+async def serve_lmtp(
+    bind: str,
+    ingestor: Ingestor,
+    max_message_bytes: int,
+    stop: asyncio.Event,
+    *,
+    max_concurrent: int = DEFAULT_CONCURRENT_DELIVERIES,
+) -> None:
     """Listen on `bind` until `stop` is set."""
     host, port = parse_bind(bind)
-    handler = LmtpHandler(ingestor)
+    handler = LmtpHandler(ingestor, max_concurrent)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: LmtpServer(handler, data_size_limit=max_message_bytes, enable_SMTPUTF8=True, hostname=SERVER_HOSTNAME),

@@ -219,7 +219,7 @@ async def _suppressed(
     reason = guard.suppression_reason(address, settings, automatic=planned.automatic, internal=planned.internal)
     if reason is not None:
         return Suppressed(ticket.id, planned.kind, reason, rate_limited=False)
-    if planned.automatic:
+    if planned.automatic and not planned.internal:  # agents and the distribution list get every alert
         counts = await recent_counts(session, settings, address, ticket.id, now)
         reason = guard.rate_limit_reason(counts, settings)
     return Suppressed(ticket.id, planned.kind, reason, rate_limited=True) if reason is not None else None
@@ -239,28 +239,33 @@ async def _enqueue_one(
             held.reason,
         )
         return held
-    mail = _outgoing(settings, about, planned, now)
-    session.add(
-        OutboxMail(
-            kind=planned.kind,
-            ticket_id=ticket.id,
-            recipient=planned.to.email.lower(),
-            message_id=mail.message_id,
-            automatic=planned.automatic,
-            raw=to_bytes(build_message(mail)),
-            state=OutboxState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    message_id = make_message_id(ticket.reference, settings.secret_key, settings.own_message_id_domain)
+    row = OutboxMail(
+        kind=planned.kind,
+        ticket_id=ticket.id,
+        recipient=planned.to.email.lower(),
+        message_id=message_id,
+        automatic=planned.automatic,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
     )
+    session.add(row)
+    try:
+        mail = _outgoing(settings, about, planned, now, message_id)
+        row.raw, row.state = to_bytes(build_message(mail)), OutboxState.PENDING
+    except Exception as exc:  # one notification's boundary: it never fails the message or job that caused it
+        log.exception("notification %s for %s could not be built; recorded as failed", planned.kind, ticket.reference)
+        row.raw, row.state = b"", OutboxState.FAILED
+        row.last_error = f"could not be built: {type(exc).__name__}: {exc}"
+        return None
     reply = about.message if isinstance(about.event, AgentReplied) else None
     _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
 
-def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime) -> OutgoingMail:
+def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime, message_id: str) -> OutgoingMail:
     context = _context(settings, about, planned)
     rendered = render(_environment(settings.templates_dir), planned.kind, context)
     return OutgoingMail(
@@ -270,7 +275,7 @@ def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=make_message_id(about.ticket.reference, settings.secret_key, settings.own_message_id_domain),
+        message_id=message_id,
         date=now,
         ticket_ref=about.ticket.reference,
         auto_submitted=planned.auto_submitted,

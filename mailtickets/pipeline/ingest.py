@@ -70,6 +70,12 @@ class Pipeline:
     async def close(self) -> None:
         await self.parser.close()
 
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     @observed_ingest
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
         # Inline SQLite never suspends: without this checkpoint a burst of mail would starve the

@@ -69,7 +69,8 @@ def build_components(rt: Runtime) -> dict[str, Component]:
     for mailbox in configured_mailboxes(s):
         parts[f"imap:{mailbox.name}"] = partial(_listen, rt, mailbox)
     if s.lmtp_bind:
-        parts["lmtp"] = partial(serve_lmtp, s.lmtp_bind, rt.pipeline, s.max_message_bytes)
+        lmtp_slots = s.lmtp_max_concurrent_deliveries
+        parts["lmtp"] = partial(serve_lmtp, s.lmtp_bind, rt.pipeline, s.max_message_bytes, max_concurrent=lmtp_slots)
     parts["outbox"] = partial(run_outbox_sender, s, rt.sessions, rt.clock)
     metrics = rt.pipeline.metrics
     on_report = (lambda r: metrics.observe_autoclose(len(r.chasers), len(r.closed))) if metrics else None
@@ -81,7 +82,13 @@ def build_components(rt: Runtime) -> dict[str, Component]:
 
 async def _listen(rt: Runtime, mailbox: MailboxSettings, stop: asyncio.Event) -> None:
     listener = MailboxListener(
-        mailbox, rt.pipeline, rt.sessions, rt.leases, idle_renew_seconds=rt.settings.idle_renew_seconds, stop=stop
+        mailbox,
+        rt.pipeline,
+        rt.sessions,
+        rt.leases,
+        idle_renew_seconds=rt.settings.idle_renew_seconds,
+        stop=stop,
+        fetch_batch_bytes=rt.settings.imap_fetch_batch_bytes,
     )
     watch_mailbox(rt.pipeline.metrics, mailbox.name, listener)
     await listener.run()
@@ -126,10 +133,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Cloc
         sessions = session_factory(engine)
         clock = clock or SystemClock()
         leases = Leases(sessions, clock, instance_owner(), settings.lease_seconds)
-        pipeline = Pipeline(settings, sessions, clock)
-        pipeline.metrics = Metrics()
-        rt = Runtime(settings, sessions, clock, pipeline, leases)
-        await run_components(build_components(rt), stop)
+        async with Pipeline(settings, sessions, clock) as pipeline:
+            pipeline.metrics = Metrics()
+            rt = Runtime(settings, sessions, clock, pipeline, leases)
+            await run_components(build_components(rt), stop)
     finally:
         await engine.dispose()
 
@@ -140,8 +147,10 @@ async def run_api_alone(settings: Settings, stop: asyncio.Event | None = None) -
     try:
         await check_schema(engine, settings.database_url)
         sessions, clock = session_factory(engine), SystemClock()
-        api = partial(run_api, settings, sessions, clock, Pipeline(settings, sessions, clock))
-        await run_components({"api": api}, stop or asyncio.Event())
+        async with Pipeline(settings, sessions, clock) as pipeline:
+            await run_components(
+                {"api": partial(run_api, settings, sessions, clock, pipeline)}, stop or asyncio.Event()
+            )
     finally:
         await engine.dispose()
 
