@@ -20,7 +20,7 @@ async def make_key(store: Store, name: str = "tester", *, read_only: bool = Fals
 @asynccontextmanager
 async def api_client(store: Store, key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to the app in-process; with `key`, every request carries it as Bearer."""
-    app = create_app(store.settings, store.sessions, store.clock)
+    app = create_app(store.settings, store.sessions, store.clock, pipeline=store.pipeline())
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:

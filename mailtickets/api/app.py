@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.api import clients, contacts, operations, quarantine, rules, tickets
 from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
+from mailtickets.api.limits import BodyLimit
 from mailtickets.clock import Clock
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
@@ -101,6 +102,7 @@ def create_app(
     pipeline = pipeline or Pipeline(settings, sessions, clock)
     app.state.context = AppContext(settings=settings, sessions=sessions, clock=clock, pipeline=pipeline)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     # The key first: without one, nothing under /api/v1 answers but 401 (not even a 422 on the query).
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(get_reader), Depends(reject_nul)])
     for module in (contacts, clients, tickets, rules, quarantine):

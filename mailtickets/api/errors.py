@@ -48,6 +48,7 @@ _DESCRIPTIONS = {
     403: "Read-only key used for a write",
     404: "No such resource",
     409: "Conflicts with existing data (the clash is named)",
+    413: "The request body is larger than api_max_body_bytes",
     422: "Invalid input: every failing field listed",
     503: "The database is unavailable: try again later",
 }

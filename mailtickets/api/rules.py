@@ -16,8 +16,8 @@ from mailtickets.api.errors import ERROR_RESPONSES, ApiError
 from mailtickets.api.keys import Caller
 from mailtickets.db import transaction
 from mailtickets.errors import InvalidInput
-from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.decide import facts_for
+from mailtickets.pipeline.parse_worker import ParseFailure
 from mailtickets.rules.compile import compile_rules
 from mailtickets.rules.dryrun import dry_run_report
 from mailtickets.rules.model import RuleSpec, rule_from_dict, spec_to_dict
@@ -94,10 +94,9 @@ async def dry_run(
         raise ApiError(400, "nothing_sent", "nothing sent")
     if len(raw) > context.settings.max_message_bytes:
         raise InvalidInput("message too large", {"body": f"at most {context.settings.max_message_bytes} bytes"})
-    try:
-        parsed = parse_message(raw)
-    except UnparseableMessage as exc:
-        raise InvalidInput("the message cannot be parsed", {"body": str(exc)}) from exc
+    parsed = await context.pipeline.parser.parse(raw)  # in a worker: a hostile upload cannot hold the loop
+    if isinstance(parsed, ParseFailure):
+        raise InvalidInput("the message cannot be parsed", {"body": parsed.reason})
     async with context.sessions() as session:  # read only: closed without a commit
         specs = await load_rules(session)
         facts = await facts_for(session, parsed, source)
