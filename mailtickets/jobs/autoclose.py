@@ -29,7 +29,7 @@ from mailtickets.db import transaction
 from mailtickets.models import Ticket, TicketStatus
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.settings import Settings
-from mailtickets.tickets.events import ChaserDue, TicketClosed
+from mailtickets.tickets.events import ChaserDue, TicketClosed, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,30 @@ async def _close(session: AsyncSession, settings: Settings, clock: Clock, now: d
     was, so no ticket closes without the client being told; a later pass tries again.
     """
     due = await _close_due(session, now, settings)
-    held = await enqueue_notifications(session, settings, clock, [TicketClosed(t, automatic=True) for t in due])
-    retry = {h.ticket_id for h in held if h.rate_limited}
+    retry = await _enqueue_each(session, settings, clock, [TicketClosed(t, automatic=True) for t in due])
     closed = [t for t in due if t not in retry]
     if retry:
         await _set(session, retry, status=TicketStatus.AUTO_CLOSE, closed_at=None)
-        log.info("auto-close: %d closures held back by the rate limit, retried on a later pass", len(retry))
+        log.info("auto-close: %d closures held back (rate limit or a failed notice), retried on a later pass", len(retry))
     if closed:
         await _set(session, closed, autoclose_since=None, chaser_sent_at=None)
     return closed
+
+
+async def _enqueue_each(session: AsyncSession, settings: Settings, clock: Clock, events: list[TicketEvent]) -> set[int]:
+    """Each ticket's notice in a savepoint of its own; returns the tickets to try again on a later pass:
+    those held back by the rate limit, and any whose notice failed (logged; the other tickets proceed)."""
+    retry: set[int] = set()
+    for event in events:
+        try:
+            async with session.begin_nested():
+                held = await enqueue_notifications(session, settings, clock, [event])
+        except Exception:  # one ticket's boundary: a bad ticket must not stop the job for all the others
+            log.exception("auto-close: ticket id %s skipped this pass", event.ticket_id)
+            retry.add(event.ticket_id)
+            continue
+        retry.update(h.ticket_id for h in held if h.rate_limited)
+    return retry
 
 
 async def _set(session: AsyncSession, ticket_ids: Iterable[int], **values: object) -> None:
@@ -117,11 +132,10 @@ async def _chase(session: AsyncSession, settings: Settings, clock: Clock, now: d
     go out (no contact, a no-reply address, chasers switched off) keeps it: the ticket still closes.
     """
     due = await _chase_due(session, now, now - timedelta(hours=settings.autoclose_chaser_hours))
-    held = await enqueue_notifications(session, settings, clock, [ChaserDue(t) for t in due])
-    retry = {h.ticket_id for h in held if h.rate_limited}
+    retry = await _enqueue_each(session, settings, clock, [ChaserDue(t) for t in due])
     if retry:
         await _set(session, retry, chaser_sent_at=None)
-        log.info("auto-close: %d chasers held back by the rate limit, retried on a later pass", len(retry))
+        log.info("auto-close: %d chasers held back (rate limit or a failed notice), retried on a later pass", len(retry))
     return [t for t in due if t not in retry]
 
 

@@ -120,6 +120,14 @@ async def _send_batch(
                     await _mark_failed(sessions, settings, unsent.pop(0), classify(exc), clock.now())
                     await smtp.rset()
                     continue
+                except (aiosmtplib.SMTPNotSupported, UnicodeError, ValueError) as exc:
+                    # This mail cannot go over this server at all (e.g. a non-ASCII address without
+                    # SMTPUTF8): it fails for good and the others still go out.
+                    await _settled(marking)
+                    failure = Failure(permanent=True, reply=f"{type(exc).__name__}: {exc}")
+                    await _mark_failed(sessions, settings, unsent.pop(0), failure, clock.now())
+                    await smtp.rset()
+                    continue
                 unsent.pop(0)
                 await _settled(marking)
                 marking = asyncio.create_task(_mark_sent(sessions, mail, clock.now()))
