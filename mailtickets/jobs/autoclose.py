@@ -78,7 +78,7 @@ async def _close(session: AsyncSession, settings: Settings, clock: Clock, now: d
     closed = [t for t in due if t not in retry]
     if retry:
         await _set(session, retry, status=TicketStatus.AUTO_CLOSE, closed_at=None)
-        log.info("auto-close: %d closures held back (rate limit or a failed notice), retried on a later pass", len(retry))
+        log.info("auto-close: %d closures held back (rate limit, failed notice), retried later", len(retry))
     if closed:
         await _set(session, closed, autoclose_since=None, chaser_sent_at=None)
     return closed
@@ -135,7 +135,7 @@ async def _chase(session: AsyncSession, settings: Settings, clock: Clock, now: d
     retry = await _enqueue_each(session, settings, clock, [ChaserDue(t) for t in due])
     if retry:
         await _set(session, retry, chaser_sent_at=None)
-        log.info("auto-close: %d chasers held back (rate limit or a failed notice), retried on a later pass", len(retry))
+        log.info("auto-close: %d chasers held back (rate limit, failed notice), retried later", len(retry))
     return [t for t in due if t not in retry]
 
 

@@ -87,6 +87,8 @@ def _mail_parser(raw: bytes, limits: ParseLimits, left_out: list[str]) -> mailpa
         message = email.message_from_bytes(raw)
         left_out.extend(prune_parts(message, limits.max_mime_parts))
         return mailparser.MailParser(message)
+    except MemoryError:
+        raise  # over the worker's memory limit: not the same as unreadable
     except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
         raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
 

@@ -117,6 +117,9 @@ class Pipeline:
         """Counted; raised again (the intake retries later) until the same message has failed too often."""
         now = self.clock.now()
         try:
+            if await self._already_recorded(dedupe_key(parsed, received.sha256)):  # e.g. quarantined as poison
+                message_id = parsed.message_id if parsed else None
+                return IngestResult(Outcome.DUPLICATE, None, "already processed", message_id)
             count = await count_failure(self.sessions, self.settings, received.sha256, str(error), now)
         except (SQLAlchemyError, OSError):
             raise error from None  # not even the count can be written: the store is down, truly temporary
@@ -126,6 +129,10 @@ class Pipeline:
         since = f"{count.first_failed_at:%Y-%m-%d %H:%M} UTC"
         reason = f"poison: failed {count.attempts} times since {since}; last: {error}"
         return await self._quarantine_whole(received, parsed, reason)
+
+    async def _already_recorded(self, key: str) -> bool:
+        async with self.sessions() as session:
+            return await session.scalar(select(InboundMail.id).where(InboundMail.dedupe_key == key)) is not None
 
     async def _quarantine_whole(self, received: Received, parsed: ParsedMessage | None, reason: str) -> IngestResult:
         """Hold the message with its raw bytes and the reason; if even that fails, the intake retries."""
