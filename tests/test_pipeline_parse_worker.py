@@ -1,0 +1,78 @@
+"""The parse workers: separate processes with a time and memory limit per message; the loop stays free."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mailtickets.parse.limits import ParseLimits
+from mailtickets.parse.message import ParsedMessage
+from mailtickets.pipeline.parse_worker import InProcessParser, ParseFailure, ParseWorkers
+from tests import hostile_mail
+from tests.builders import make_message
+
+MAX_LOOP_STALL_SECONDS = 0.1
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[ParseWorkers]:
+    pool = ParseWorkers(ParseLimits(), timeout=1.5, memory_limit=512 * 1024 * 1024, size=1)
+    yield pool
+    await pool.close()
+
+
+async def test_a_message_is_parsed_in_another_process(workers: ParseWorkers) -> None:
+    outcome = await workers.parse(make_message(subject="Printer on fire"))
+    assert isinstance(outcome, ParsedMessage) and outcome.subject == "Printer on fire"
+    (worker,) = workers._workers
+    assert worker.process.pid is not None and worker.alive()
+
+
+async def test_a_worker_past_the_time_limit_is_killed_and_replaced(workers: ParseWorkers) -> None:
+    await workers.parse(make_message())
+    (before,) = workers._workers
+    outcome = await workers.parse(hostile_mail.nested_lists(20_000))
+    assert outcome == ParseFailure("parsing took longer than parse_timeout_seconds (1.5 s)")
+    assert not before.alive()
+    (after,) = workers._workers
+    assert after is not before and after.alive()
+    assert isinstance(await workers.parse(make_message()), ParsedMessage)
+
+
+async def test_a_worker_that_dies_is_replaced_before_the_next_message(workers: ParseWorkers) -> None:
+    await workers.parse(make_message())
+    (worker,) = workers._workers
+    worker.process.kill()
+    worker.process.join()
+    assert isinstance(await workers.parse(make_message()), ParsedMessage)
+
+
+async def test_the_loop_never_stalls_while_hostile_mail_is_parsed(workers: ParseWorkers) -> None:
+    """A probe ticking every 10 ms on the event loop, while the worker chews on (and is killed for) hostile mail."""
+    stalls: list[float] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            stalls.append(time.perf_counter() - started - 0.01)
+
+    await workers.parse(make_message())  # started: the probe measures the parsing, not the fork
+    ticking = asyncio.create_task(probe())
+    for raw in (hostile_mail.nested_lists(), hostile_mail.blank_line_reply(), hostile_mail.many_parts(10_000)):
+        await workers.parse(raw)
+    stop.set()
+    await ticking
+    assert len(stalls) > 10
+    assert max(stalls) < MAX_LOOP_STALL_SECONDS, sorted(stalls)[-5:]
+
+
+async def test_in_process_parsing_gives_the_same_outcomes() -> None:
+    parser = InProcessParser(ParseLimits(max_mime_parts=10))
+    outcome = await parser.parse(hostile_mail.many_parts(50))
+    assert isinstance(outcome, ParsedMessage)
+    assert any("over max_mime_parts (10)" in note for note in outcome.left_out)
