@@ -1,0 +1,150 @@
+"""Hostile mail through the doors: the pipe exits 0 with the outcome, LMTP stops answering 451 for a
+poison message, and an IMAP mailbox moves on: a poison mail in INBOX followed by a normal one, the normal
+one becomes a ticket within seconds. The pipeline runs with its parse workers throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from conftest import Store
+from imap_support import ImapServer, free_port
+from sqlalchemy import func, select
+
+from mailtickets.clock import SystemClock
+from mailtickets.ingest.imap import Backoff, MailboxListener
+from mailtickets.ingest.leases import Leases
+from mailtickets.ingest.lmtp import serve_lmtp
+from mailtickets.ingest.result import IngestResult
+from mailtickets.models import InboundMail, Outcome, Ticket
+from mailtickets.pipeline.ingest import Pipeline
+from tests import hostile_mail
+from tests.builders import make_message
+from tests.test_ingest_lmtp import deliver
+from tests.test_pipeline_hostile import _fail_temporarily_for
+from tests.world import build_world
+
+pytest_plugins = ["imap_fixtures"]
+
+PARSE_TIMEOUT = 1.0
+
+
+@pytest.fixture
+async def world(sqlite_store: Store) -> AsyncIterator[tuple[Store, Pipeline]]:
+    await build_world(sqlite_store.sessions, sqlite_store.clock)
+    sqlite_store.settings = sqlite_store.settings.model_copy(
+        update={"parse_timeout_seconds": PARSE_TIMEOUT, "parse_workers": 1}
+    )
+    pipeline = Pipeline(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock)
+    yield sqlite_store, pipeline
+    await pipeline.close()
+
+
+async def _tickets(store: Store) -> int:
+    async with store.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+
+def test_the_pipe_exits_0_with_the_outcome_of_a_poison_mail(sqlite_store: Store, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MAILTICKETS_DATABASE_URL": sqlite_store.settings.database_url,
+        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+        "MAILTICKETS_PARSE_TIMEOUT_SECONDS": str(PARSE_TIMEOUT),
+    }
+    command = [str(Path(sys.executable).with_name("mailtickets")), "ingest", "--json"]
+    done = subprocess.run(command, input=hostile_mail.nested_lists(20_000), env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    printed = json.loads(done.stdout.decode().splitlines()[-1])
+    assert printed["outcome"] == "quarantined"
+    assert printed["reason"] == f"parsing took longer than parse_timeout_seconds ({PARSE_TIMEOUT:g} s)"
+
+
+@asynccontextmanager
+async def _lmtp(pipeline: object, **kwargs: int) -> AsyncIterator[int]:
+    port, stop = free_port(), asyncio.Event()
+    task = asyncio.create_task(serve_lmtp(f"127.0.0.1:{port}", pipeline, 30_000_000, stop, **kwargs))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_lmtp_answers_250_for_mail_over_the_parse_time_limit(world: tuple[Store, Pipeline]) -> None:
+    store, pipeline = world
+    async with _lmtp(pipeline) as port:
+        code, text = await asyncio.to_thread(deliver, port, hostile_mail.nested_lists(20_000))
+        assert (code, text) == (250, b"2.0.0 quarantined")
+        code, text = await asyncio.to_thread(deliver, port, make_message(message_id="<after@acme.example>"))
+        assert (code, text) == (250, b"2.0.0 created TCK-4")
+
+
+async def test_lmtp_stops_answering_451_for_a_poison_message_faked(
+    world: tuple[Store, Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, pipeline = world
+    _fail_temporarily_for(monkeypatch, "poison over lmtp")
+    raw = make_message(subject="poison over lmtp", message_id="<lmtp-poison@acme.example>")
+    async with _lmtp(pipeline) as port:
+        codes = [(await asyncio.to_thread(deliver, port, raw))[0] for _ in range(store.settings.poison_max_attempts)]
+        again = await asyncio.to_thread(deliver, port, raw)
+    assert codes == [451] * (store.settings.poison_max_attempts - 1) + [250]
+    assert again == (250, b"2.0.0 duplicate")
+
+
+class _Concurrency:
+    """An ingestor that counts how many deliveries it holds at once (it answers after a short wait)."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+
+    async def ingest(self, raw: bytes, source: str) -> IngestResult:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.2)
+        self.now -= 1
+        return IngestResult(Outcome.CREATED, None, None, None)
+
+
+async def test_lmtp_processes_at_most_max_concurrent_deliveries_at_once() -> None:
+    counting = _Concurrency()
+    async with _lmtp(counting, max_concurrent=2) as port:
+        replies = await asyncio.gather(*(asyncio.to_thread(deliver, port, make_message()) for _ in range(6)))
+    assert [code for code, _ in replies] == [250] * 6
+    assert counting.most == 2
+
+
+async def test_a_poison_mail_in_the_inbox_does_not_hold_up_the_next_one(
+    imap_server: ImapServer, world: tuple[Store, Pipeline]
+) -> None:
+    store, pipeline = world
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, hostile_mail.nested_lists(20_000), make_message(message_id="<n@a>"))
+    stop = asyncio.Event()
+    leases = Leases(store.sessions, SystemClock(), owner="test", seconds=3)
+    listener = MailboxListener(
+        mailbox, pipeline, store.sessions, leases, idle_renew_seconds=60, stop=stop, backoff=Backoff(base=0.05, cap=0.5)
+    )
+    task = asyncio.create_task(listener.run())
+    try:
+        async with asyncio.timeout(PARSE_TIMEOUT + 30):  # seconds, not a retry loop: the limit plus a worker restart
+            while await _tickets(store) < 4:
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    async with store.sessions() as session:
+        outcomes = [r.outcome for r in (await session.scalars(select(InboundMail).order_by(InboundMail.id))).all()]
+    assert outcomes == [Outcome.QUARANTINED, Outcome.CREATED]
+    assert len(await imap_server.a_uids(mailbox.quarantine_folder)) == 1
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 1
