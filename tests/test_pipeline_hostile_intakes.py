@@ -80,7 +80,7 @@ async def _lmtp(pipeline: object, **kwargs: int) -> AsyncIterator[int]:
 
 
 async def test_lmtp_answers_250_for_mail_over_the_parse_time_limit(world: tuple[Store, Pipeline]) -> None:
-    store, pipeline = world
+    _store, pipeline = world
     async with _lmtp(pipeline) as port:
         code, text = await asyncio.to_thread(deliver, port, hostile_mail.nested_lists(20_000))
         assert (code, text) == (250, b"2.0.0 quarantined")
