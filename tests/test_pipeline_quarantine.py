@@ -32,7 +32,8 @@ async def test_list_and_show_a_held_message(held: tuple[Store, int]) -> None:
     store, inbound_id = held
     async with store.sessions() as session:
         rows = await list_held(session)
-        detail = await show_held(session, store.pipeline().raw_store, inbound_id)
+        pipeline = store.pipeline()
+        detail = await show_held(session, pipeline.raw_store, inbound_id, pipeline.parser)
     assert [r["sender"] for r in rows] == ["zoe@newclient.example"]
     assert "unknown sender" in rows[0]["reason"]
     assert detail["subject"] == "Quote please" and "Hello" in detail["text"]

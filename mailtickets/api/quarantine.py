@@ -69,7 +69,7 @@ async def list_quarantine(
 async def show(context: Context, _caller: CallerDep, inbound_id: RowId) -> HeldDetail:
     """A quarantined message (held, released or discarded) with a readable preview of the mail."""
     async with transaction(context.sessions) as session:
-        detail = await show_held(session, FileStore(context.settings.raw_dir), inbound_id)
+        detail = await show_held(session, FileStore(context.settings.raw_dir), inbound_id, context.pipeline.parser)
     return HeldDetail.model_validate(detail)
 
 

@@ -56,8 +56,8 @@ def quarantine_show(state: CliState, inbound_id: int, as_json: bool) -> None:
     raw_store = FileStore(state.settings.raw_dir)
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        async with sessions() as session:
-            return await show_held(session, raw_store, inbound_id)
+        async with sessions() as session, Pipeline(state.settings, sessions) as pipeline:
+            return await show_held(session, raw_store, inbound_id, pipeline.parser)
 
     detail = run_with_store(state.settings, work)
     if as_json:

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.errors import NotFound
 from mailtickets.models import InboundMail, QuarantineState
-from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.ingest import held_message
+from mailtickets.pipeline.parse_worker import ParseFailure, Parser
 from mailtickets.storage import FileStore
 
 PREVIEW_CHARS = 2000
@@ -48,8 +48,10 @@ async def list_held(
     return [held_summary(r) for r in await session.scalars(query.limit(limit).offset(offset))]
 
 
-async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> dict[str, Any]:
-    """A quarantined message, held or already released or discarded, with a readable preview of its raw bytes."""
+async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int, parser: Parser) -> dict[str, Any]:
+    """A quarantined message, held or already released or discarded, with a readable preview of its raw bytes.
+
+    Parsed by `parser` (the workers): a message held for being hostile must not hold the viewer too."""
     record = await session.get(InboundMail, inbound_id)
     if record is None:
         raise NotFound(f"no inbound message {inbound_id}")
@@ -58,11 +60,11 @@ async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int
     if not record.raw_stored or not raw_store.exists(record.raw_sha256):
         return {**held_summary(record), "to": [], "text": "(the raw bytes were not kept)"}
     raw = raw_store.get(record.raw_sha256)
-    try:
-        parsed = parse_message(raw)
+    parsed = await parser.parse(raw)
+    if isinstance(parsed, ParseFailure):
+        preview, to = f"(cannot be parsed: {parsed.reason})", []
+    else:
         preview, to = parsed.text[:PREVIEW_CHARS], list(parsed.to)
-    except UnparseableMessage as exc:
-        preview, to = f"(cannot be parsed: {exc})", []
     return {**held_summary(record), "to": to, "text": preview}
 
 
