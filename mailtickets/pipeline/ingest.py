@@ -8,6 +8,7 @@ the same message arriving again (another mailbox, a retry after a crash) is a `d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -92,7 +93,8 @@ class Pipeline:
             result = await self._quarantine_whole(received, parsed, f"processing failed: {type(exc).__name__}: {exc}")
         if received.sha256 in self._failed:
             self._failed.discard(received.sha256)
-            await forget_failures(self.sessions, received.sha256)
+            with contextlib.suppress(SQLAlchemyError, OSError):  # best effort: stale counts expire anyway
+                await forget_failures(self.sessions, received.sha256)
         self._log(result, received)
         return result
 
@@ -154,12 +156,14 @@ class Pipeline:
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
 
+        async with self.sessions() as session:  # parsed before the transaction: no lock held meanwhile
+            raw = self.raw_store.get((await held_message(session, inbound_id)).raw_sha256)
+        parsed = await self.parser.parse(raw)
+        if isinstance(parsed, ParseFailure):
+            raise InvalidInput("the message cannot be parsed", {"message": parsed.reason})
+
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
-            held = await held_message(session, inbound_id)
-            raw = self.raw_store.get(held.raw_sha256)
-            parsed = await self.parser.parse(raw)
-            if isinstance(parsed, ParseFailure):
-                raise InvalidInput("the message cannot be parsed", {"message": parsed.reason})
+            held = await held_message(session, inbound_id)  # again, locked: still held?
             client = await session.get(Client, client_id) if client_id is not None else None
             if client_id is not None and client is None:
                 # 422, not 404: the message exists, the client named for it does not.
