@@ -61,6 +61,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
         "message_id_domain": "helpdesk.example",
         "secret_key": "test-secret",
         "smtp_url": "smtp://127.0.0.1:1",
+        "parse_workers": 1,  # where a test runs the real workers, one process is enough
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -20,10 +20,12 @@ from mailtickets.pipeline.ingest import Pipeline
 
 
 @asynccontextmanager
-async def lmtp_server(ingestor: Ingestor, max_bytes: int = 1_000_000) -> AsyncIterator[int]:
+async def lmtp_server(ingestor: Ingestor, max_bytes: int = 1_000_000, max_concurrent: int = 4) -> AsyncIterator[int]:
     port = free_port()
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_lmtp(f"127.0.0.1:{port}", ingestor, max_bytes, stop))
+    task = asyncio.create_task(
+        serve_lmtp(f"127.0.0.1:{port}", ingestor, max_bytes, stop, max_concurrent=max_concurrent)
+    )
     await asyncio.sleep(0.05)
     try:
         yield port

@@ -10,24 +10,22 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from conftest import Store
-from imap_support import ImapServer, free_port
+from imap_support import ImapServer
 from sqlalchemy import func, select
 
 from mailtickets.clock import SystemClock
 from mailtickets.ingest.imap import Backoff, MailboxListener
 from mailtickets.ingest.leases import Leases
-from mailtickets.ingest.lmtp import serve_lmtp
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import InboundMail, Outcome, Ticket
 from mailtickets.pipeline.ingest import Pipeline
 from tests import hostile_mail
 from tests.builders import make_message
-from tests.test_ingest_lmtp import deliver
+from tests.test_ingest_lmtp import deliver, lmtp_server
 from tests.test_pipeline_hostile import _fail_temporarily_for
 from tests.world import build_world
 
@@ -67,21 +65,9 @@ def test_the_pipe_exits_0_with_the_outcome_of_a_poison_mail(sqlite_store: Store,
     assert printed["reason"] == f"parsing took longer than parse_timeout_seconds ({PARSE_TIMEOUT:g} s)"
 
 
-@asynccontextmanager
-async def _lmtp(pipeline: object, **kwargs: int) -> AsyncIterator[int]:
-    port, stop = free_port(), asyncio.Event()
-    task = asyncio.create_task(serve_lmtp(f"127.0.0.1:{port}", pipeline, 30_000_000, stop, **kwargs))  # type: ignore[arg-type]
-    await asyncio.sleep(0.05)
-    try:
-        yield port
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
 async def test_lmtp_answers_250_for_mail_over_the_parse_time_limit(world: tuple[Store, Pipeline]) -> None:
     _store, pipeline = world
-    async with _lmtp(pipeline) as port:
+    async with lmtp_server(pipeline, max_bytes=30_000_000) as port:
         code, text = await asyncio.to_thread(deliver, port, hostile_mail.nested_lists(20_000))
         assert (code, text) == (250, b"2.0.0 quarantined")
         code, text = await asyncio.to_thread(deliver, port, make_message(message_id="<after@acme.example>"))
@@ -94,7 +80,7 @@ async def test_lmtp_stops_answering_451_for_a_poison_message_faked(
     store, pipeline = world
     _fail_temporarily_for(monkeypatch, "poison over lmtp")
     raw = make_message(subject="poison over lmtp", message_id="<lmtp-poison@acme.example>")
-    async with _lmtp(pipeline) as port:
+    async with lmtp_server(pipeline, max_bytes=30_000_000) as port:
         codes = [(await asyncio.to_thread(deliver, port, raw))[0] for _ in range(store.settings.poison_max_attempts)]
         again = await asyncio.to_thread(deliver, port, raw)
     assert codes == [451] * (store.settings.poison_max_attempts - 1) + [250]
@@ -117,7 +103,7 @@ class _Concurrency:
 
 async def test_lmtp_processes_at_most_max_concurrent_deliveries_at_once() -> None:
     counting = _Concurrency()
-    async with _lmtp(counting, max_concurrent=2) as port:
+    async with lmtp_server(counting, max_concurrent=2) as port:
         replies = await asyncio.gather(*(asyncio.to_thread(deliver, port, make_message()) for _ in range(6)))
     assert [code for code, _ in replies] == [250] * 6
     assert counting.most == 2

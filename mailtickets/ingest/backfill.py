@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.errors import InvalidInput
-from mailtickets.ingest.imap import FETCH_BATCH, MailboxStateStore, SessionFactory
+from mailtickets.ingest.imap import FETCH_BATCH, FETCH_BATCH_BYTES, MailboxStateStore, SessionFactory
 from mailtickets.ingest.imap_session import ImapSession
 from mailtickets.ingest.mailbox_config import configured_mailboxes, redacted
 from mailtickets.ingest.result import Ingestor, IngestResult
@@ -130,12 +130,13 @@ async def _import(session: ImapSession, pending: list[int], run: _Run) -> None:
     last_done = 0
     try:
         for start in range(0, len(pending), FETCH_BATCH):
-            for uid, raw in await session.fetch(pending[start : start + FETCH_BATCH]):
-                result = await run.ingestor.ingest(raw, run.source)
-                run.summary.outcomes[result.outcome.value] += 1
-                last_done = uid
-                run.progress.advance(uid, result)
-            await run.state.save(run.key, last_done)
+            for batch in await session.batches(pending[start : start + FETCH_BATCH], FETCH_BATCH, FETCH_BATCH_BYTES):
+                for uid, raw in await session.fetch(batch):
+                    result = await run.ingestor.ingest(raw, run.source)
+                    run.summary.outcomes[result.outcome.value] += 1
+                    last_done = uid
+                    run.progress.advance(uid, result)
+                await run.state.save(run.key, last_done)
     except asyncio.CancelledError:  # Ctrl-C: keep what was committed, so that a re-run continues from there
         if last_done:
             await run.state.save(run.key, last_done)
