@@ -15,6 +15,7 @@ import asyncio
 import logging
 import multiprocessing
 import resource
+import signal
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,6 +92,10 @@ class InProcessParser:
 def _serve(connection: Connection, limits: ParseLimits, memory_limit: int) -> None:
     """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    # A stop (systemd signals the whole group, Ctrl-C the terminal's) is the service's to handle: the
+    # message in hand finishes, and the closed pipe then ends this process.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, signal.SIG_IGN)
     connection.send_bytes(_READY)
     while True:
         try:
