@@ -76,3 +76,12 @@ async def test_in_process_parsing_gives_the_same_outcomes() -> None:
     outcome = await parser.parse(hostile_mail.many_parts(50))
     assert isinstance(outcome, ParsedMessage)
     assert any("over max_mime_parts (10)" in note for note in outcome.left_out)
+
+
+async def test_an_idle_worker_leaves_at_once_on_sigterm_and_is_replaced(workers: ParseWorkers) -> None:
+    await workers.parse(make_message())
+    (worker,) = workers._workers
+    worker.process.terminate()  # SIGTERM, as systemd sends it to the whole group on stop
+    await asyncio.to_thread(worker.process.join, 5)
+    assert worker.process.exitcode == 0
+    assert isinstance(await workers.parse(make_message()), ParsedMessage)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import resource
 import signal
 import weakref
@@ -92,24 +93,39 @@ class InProcessParser:
 def _serve(connection: Connection, limits: ParseLimits, memory_limit: int) -> None:
     """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    # A stop (systemd signals the whole group, Ctrl-C the terminal's) is the service's to handle: the
-    # message in hand finishes, and the closed pipe then ends this process.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, signal.SIG_IGN)
+    stopping = _StopAfterTheMessageInHand()
     connection.send_bytes(_READY)
-    while True:
+    while not stopping.asked:
         try:
             raw = connection.recv_bytes()
         except (EOFError, OSError):
             return
+        stopping.busy = True
         outcome = parse_outcome(raw, limits)
         try:
             connection.send(outcome)
         except MemoryError:
             outcome = OUT_OF_MEMORY
             connection.send(outcome)
+        stopping.busy = False
         if outcome == OUT_OF_MEMORY:
             return  # after a MemoryError the process may be in any state: the pool starts a fresh one
+
+
+class _StopAfterTheMessageInHand:
+    """SIGTERM or SIGINT (systemd signals the whole group, Ctrl-C the terminal's): an idle worker exits
+    at once; a busy one first answers for the message in hand, which the service is still waiting for."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.asked = False
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if not self.busy:
+            os._exit(0)
+        self.asked = True
 
 
 class _Worker:
