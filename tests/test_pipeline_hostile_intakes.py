@@ -31,7 +31,7 @@ from tests.world import build_world
 
 pytest_plugins = ["imap_fixtures"]
 
-PARSE_TIMEOUT = 1.0
+PARSE_TIMEOUT = 2.0
 
 
 @pytest.fixture
