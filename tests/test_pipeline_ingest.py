@@ -329,7 +329,9 @@ async def test_each_message_logs_one_info_line_with_its_message_id_outcome_and_t
     for _ in range(2):
         await world.pipeline().ingest(raw, "pipe")
     lines = [
-        r.getMessage() for r in caplog.records if r.name == "mailtickets.pipeline.ingest" and r.levelno >= logging.INFO
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mailtickets.pipeline.ingest" and r.levelno >= logging.INFO
     ]
     assert len(lines) == 2, lines
     assert "log-1@acme.example" in lines[0] and "created TCK-4" in lines[0]
