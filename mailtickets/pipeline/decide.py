@@ -27,7 +27,8 @@ from mailtickets.storage import FileStore
 from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
 from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
-from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
+from mailtickets.tickets.threading import ThreadMatch, find_thread, header_ids
+from mailtickets.tickets.writers import write_permission
 from mailtickets.trust.authres import NO_VERDICT, SenderAuth
 from mailtickets.trust.verdict import trusts_sender
 
@@ -76,12 +77,13 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     overrides = await resolve(context.session, ruling) if ruling is not None else TicketOverrides()
     if overrides.client is not None and not sender.known:
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=overrides.client)
-    thread = await find_thread(context.session, parsed, settings)
+    thread = await find_thread(context.session, parsed, settings, sender)
     if thread is not None:
         return await _threaded(context, thread, sender, overrides)
     if not sender.known:
         outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
-        return Decision(outcome, reason=f"{_unknown(context)} {parsed.sender} and no ticket reference")
+        reason = f"{_unknown(context)} {parsed.sender} and no ticket reference{_ambiguity(parsed)}"
+        return Decision(outcome, reason=reason)
     return await _new_ticket(context, sender, overrides)
 
 
@@ -90,6 +92,10 @@ def trusted_match(context: Context, sender: SenderMatch) -> SenderMatch:
     if trusts_sender(context.sender_auth, context.settings):
         return sender
     return SenderMatch(sender.address, "unknown")
+
+
+def _ambiguity(parsed: ParsedMessage) -> str:
+    return f" (From: {parsed.sender_ambiguity})" if parsed.sender_ambiguity else ""
 
 
 def _unknown(context: Context) -> str:
@@ -107,9 +113,9 @@ async def decide_release(context: Context, client: Client | None) -> Decision:
     if client is not None or not sender.known:
         chosen = client or sender.client
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=chosen)
-    thread = await find_thread(context.session, parsed, context.settings)
+    thread = await find_thread(context.session, parsed, context.settings, sender)
     if thread is not None:
-        return await _reply(context, thread, sender, TicketOverrides())
+        return await _reply(context, thread, sender, TicketOverrides(), "released from quarantine")
     return await _new_ticket(context, sender, TicketOverrides(), note="released from quarantine")
 
 
@@ -138,12 +144,17 @@ def _ruled_out(ruling: RuleDecision) -> Decision:
 
 
 async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
-    if await may_write(context.session, thread, sender):
-        return await _reply(context, thread, sender, overrides)
+    answered = header_ids(context.parsed)
+    authenticated = context.sender_auth.authenticated
+    ticket = thread.ticket
+    why = await write_permission(context.session, ticket, sender, answered, context.settings, authenticated)
+    if why is not None:
+        return await _reply(context, thread, sender, overrides, why)
     if not sender.known:
         return Decision(
             Outcome.QUARANTINED,
-            reason=f"sender {sender.address} may not write into {thread.ticket.reference}",
+            reason=f"{_unknown(context)} {sender.address} may not write into {ticket.reference}"
+            + _ambiguity(context.parsed),
         )
     # A known sender quoting somebody else's ticket number gets a ticket of their own.
     return await _new_ticket(context, sender, overrides, note=f"quoted {thread.ticket.reference}, not theirs")
@@ -158,7 +169,9 @@ def is_own_sender(address: str, settings: Settings) -> bool:
     )
 
 
-async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
+async def _reply(
+    context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides, why: str
+) -> Decision:
     ticket = thread.ticket
     if ticket.status == TicketStatus.CLOSED:
         if not _may_reopen(context, ticket):
@@ -178,7 +191,7 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
     def events() -> list[TicketEvent]:
         return [ClientReplied(ticket.id, message.id, reopened=reopened)]
 
-    reason = f"threaded by {thread.threaded_by}"
+    reason = f"threaded by {thread.threaded_by}; sender {why}"
     return Decision(outcome, reason=reason, ticket=ticket, message=message, make_events=events)
 
 
