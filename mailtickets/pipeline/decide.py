@@ -99,9 +99,11 @@ def _ambiguity(parsed: ParsedMessage) -> str:
 
 
 def _unknown(context: Context) -> str:
-    if context.sender_auth.authenticated is False:
-        return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
-    return "unknown sender"
+    if trusts_sender(context.sender_auth, context.settings):
+        return "unknown sender"
+    if context.sender_auth.authserv_id is None:
+        return "unauthenticated sender (no verdict from a trusted authserv-id)"
+    return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
 
 
 async def decide_release(context: Context, client: Client | None) -> Decision:
@@ -145,9 +147,9 @@ def _ruled_out(ruling: RuleDecision) -> Decision:
 
 async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
     answered = header_ids(context.parsed)
-    authenticated = context.sender_auth.authenticated
+    trusted = trusts_sender(context.sender_auth, context.settings)
     ticket = thread.ticket
-    why = await write_permission(context.session, ticket, sender, answered, context.settings, authenticated)
+    why = await write_permission(context.session, ticket, sender, answered, context.settings, trusted)
     if why is not None:
         return await _reply(context, thread, sender, overrides, why)
     if not sender.known:
@@ -215,6 +217,7 @@ async def _new_ticket(
     note: str | None = None,
 ) -> Decision:
     parsed = context.parsed
+    creates_contact = overrides.contact is None and sender.contact is None
     contact = overrides.contact or await _contact_for(context, sender)
     client = overrides.client or (contact.client if contact.client_id is not None else sender.client)
     new = NewTicket(
@@ -238,13 +241,19 @@ async def _new_ticket(
     agent = overrides.agent
 
     def events() -> list[TicketEvent]:
-        acknowledge = not new.suppress_acknowledgement
+        acknowledge = not new.suppress_acknowledgement and (not creates_contact or _acknowledges_new(context))
         created: list[TicketEvent] = [TicketCreated(ticket.id, message.id, acknowledge=acknowledge)]
         if agent is not None:
             created.append(TicketAssigned(ticket.id, agent.id, previous_agent_id=None))
         return created
 
     return Decision(Outcome.CREATED, reason=reason, ticket=ticket, message=message, make_events=events)
+
+
+def _acknowledges_new(context: Context) -> bool:
+    """No relaying: a contact this mail created from an unknown address is acknowledged only if authenticated."""
+    policy = context.settings.acknowledge_new_contacts
+    return policy == "always" or (policy == "authenticated" and context.sender_auth.authenticated is True)
 
 
 async def _contact_for(context: Context, sender: SenderMatch) -> Contact:

@@ -7,8 +7,8 @@
 - an address in To/Cc of a message the ticket's contact sent (authenticated, where authentication is
   configured), and whoever has already been let in by one of these ways.
 
-A sender that the trusted verdict does not authenticate (policy `unknown`) may join only by the
-Message-ID of our mail to them. Everyone else is quarantined for release.
+A sender that the trusted verdict does not authenticate (policy `unknown`, see trust/verdict.py) may
+join only by the Message-ID of our mail to them. Everyone else is quarantined for release.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def write_permission(
     sender: SenderMatch,
     answered_ids: list[str],
     settings: Settings,
-    authenticated: bool | None,
+    sender_trusted: bool,
 ) -> str | None:
     """Why the sender may write into `ticket` ("the ticket's contact", ...), or None when they may not."""
     if sender.known and sender.contact is not None and sender.contact.id == ticket.contact_id:
@@ -36,7 +36,7 @@ async def write_permission(
         return "of the ticket's client"
     if await received_our_mail(session, ticket.id, sender.address, answered_ids):
         return "a recipient of our mail about the ticket"
-    if authenticated is False and settings.unauthenticated_sender == "unknown":
+    if not sender_trusted:  # a forged address of a participant must not get in by that address
         return None
     if sender.address in await participants(session, ticket, require_authenticated=bool(settings.trusted_authserv_ids)):
         return "a participant"
