@@ -17,6 +17,7 @@ from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.references import clean_subject
+from mailtickets.parse.remote import without_remote_resources
 from mailtickets.parse.text import strip_quoted
 from mailtickets.rules.apply import TicketOverrides, resolve
 from mailtickets.rules.compile import CompiledRule
@@ -277,6 +278,8 @@ def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_
     """Added, not flushed: the caller's flush writes it together with its inbound record."""
     contact_id = contact.id if contact is not None else None
     message = inbound_message(context.parsed, ticket, new_text, contact_id, context.clock.now())
+    if message.body_html and not context.settings.keep_remote_resources:
+        message.body_html = without_remote_resources(message.body_html)
     store_attachments(message, context.parsed, context.files)
     context.session.add(message)
     return message
