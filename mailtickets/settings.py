@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 MEGABYTE = 1024 * 1024
 
@@ -214,5 +215,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         # pydantic would print the rejected input: a password or a URL holding one.
         raise SettingsError(_describe(exc)) from None
+    except PydanticSettingsError as exc:  # a variable that is not valid JSON; the message names only the field
+        raise SettingsError(str(exc)) from None
     finally:
         _CONFIG_FILE["path"] = None
