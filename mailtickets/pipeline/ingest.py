@@ -185,6 +185,8 @@ class Pipeline:
         decision: Decision,
         authenticated: bool | None = None,
     ) -> IngestResult:
+        if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
+            decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:
