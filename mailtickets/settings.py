@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     unauthenticated_sender: UnauthenticatedSenderPolicy = "unknown"
     acknowledge_new_contacts: AcknowledgeNewContacts = "authenticated"
+    dkim_verify: bool = False  # our own DKIM check where no trusted authserv-id gave a verdict
     keep_remote_resources: bool = False  # stored HTML keeps remote images (tracking pixels); cid: images always
 
     # Limits
