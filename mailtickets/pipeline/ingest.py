@@ -31,6 +31,9 @@ from mailtickets.pipeline.poison import count_failure, forget_failures
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
+from mailtickets.trust.authres import NO_VERDICT, SenderAuth
+from mailtickets.trust.dkim import TxtLookup
+from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class Received:
 
 class Pipeline:
     metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
+    dkim_lookup: TxtLookup | None = None  # DKIM key lookup for `dkim_verify`; None: DNS (tests give keys)
 
     def __init__(
         self,
@@ -85,7 +89,8 @@ class Pipeline:
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = await self._parse(raw)
         try:
-            result = await self._decide_and_commit(received, parsed, problem)
+            verdict = await self._verdict(parsed, raw)
+            result = await self._decide_and_commit(received, parsed, problem, verdict)
         except TemporaryError as exc:
             result = await self._after_temporary_failure(received, parsed, exc)
         except Exception as exc:  # the pipeline's boundary: the message's fault or our bug, never retried
@@ -99,12 +104,12 @@ class Pipeline:
         return result
 
     async def _decide_and_commit(
-        self, received: Received, parsed: ParsedMessage | None, problem: str | None
+        self, received: Received, parsed: ParsedMessage | None, problem: str | None, verdict: SenderAuth
     ) -> IngestResult:
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
             # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
+            return await self._process(session, received, parsed, problem, verdict, look_up_first=attempt > 0)
 
         try:
             async with asyncio.timeout(self.settings.worker_timeout_seconds):
@@ -144,7 +149,7 @@ class Pipeline:
             if attempt > 0 and await session.scalar(select(InboundMail.id).where(InboundMail.dedupe_key == key)):
                 return IngestResult(Outcome.DUPLICATE, None, "already processed", parsed.message_id if parsed else None)
             decision = Decision(Outcome.QUARANTINED, reason=reason)
-            session.add(self._record(received, parsed, key, decision))
+            session.add(self._record(received, parsed, key, decision, None))
             await session.flush()
             return IngestResult(Outcome.QUARANTINED, None, reason, parsed.message_id if parsed else None)
 
@@ -152,6 +157,13 @@ class Pipeline:
             return await self._in_transaction(work)
         except IntegrityError as exc:
             raise TemporaryError(f"cannot record the quarantine: {type(exc).__name__}") from exc
+
+    async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
+        if parsed is None:
+            return NO_VERDICT
+        if self.settings.dkim_verify:  # DNS lookups block: off the event loop
+            return await asyncio.to_thread(verdict_for, parsed, self.settings, raw, self.dkim_lookup)
+        return verdict_for(parsed, self.settings)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -161,6 +173,7 @@ class Pipeline:
         parsed = await self.parser.parse(raw)
         if isinstance(parsed, ParseFailure):
             raise InvalidInput("the message cannot be parsed", {"message": parsed.reason})
+        verdict = await self._verdict(parsed, raw)
 
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             held = await held_message(session, inbound_id)  # again, locked: still held?
@@ -171,7 +184,7 @@ class Pipeline:
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()
-            context = Context(session, self.settings, self.clock, self.files, parsed, held.source)
+            context = Context(session, self.settings, self.clock, self.files, parsed, held.source, verdict)
             decision = await decide_release(context, client)
             return await self._commit_decision(
                 session,
@@ -179,6 +192,7 @@ class Pipeline:
                 parsed,
                 dedupe_key(parsed, held.raw_sha256),
                 decision,
+                verdict.authenticated,
             )
 
         result = await self._in_transaction(work)
@@ -229,6 +243,7 @@ class Pipeline:
         received: Received,
         parsed: ParsedMessage | None,
         problem: str | None,
+        verdict: SenderAuth,
         *,
         look_up_first: bool,
     ) -> IngestResult:
@@ -243,27 +258,41 @@ class Pipeline:
                 original.reference if original else None,
                 f"already processed as {existing.outcome.value}",
                 parsed.message_id if parsed else None,
+                existing.authenticated,
             )
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
             decision = await decide(context, await self.rules.active_rules(session))
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        authenticated: bool | None = None,
     ) -> IngestResult:
-        record = self._record(received, parsed, key, decision)
+        if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
+            decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
+        record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
-        return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
+        return IngestResult(
+            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated
+        )
 
-    def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:
+    def _record(
+        self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision, authenticated: bool | None
+    ) -> InboundMail:
         keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
         if keep_raw:
             self.raw_store.put_with_digest(received.raw, received.sha256)
@@ -281,6 +310,7 @@ class Pipeline:
             raw_stored=keep_raw,
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
+            authenticated=authenticated,
         )
 
 
