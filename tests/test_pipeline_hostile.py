@@ -226,8 +226,8 @@ async def test_a_message_over_the_memory_limit_is_quarantined_and_the_worker_rep
         assert after.outcome == Outcome.CREATED
 
 
-def _fail_temporarily_for(monkeypatch: pytest.MonkeyPatch, subject: str) -> None:
-    """Fakes a store failure that only this one message meets, every time (as a too-long value once did)."""
+def failing_message(monkeypatch: pytest.MonkeyPatch, subject: str) -> bytes:
+    """A message that meets a faked store failure every time, alone (as a too-long value once did)."""
     from mailtickets.pipeline import ingest
 
     real_decide = ingest.decide
@@ -238,14 +238,14 @@ def _fail_temporarily_for(monkeypatch: pytest.MonkeyPatch, subject: str) -> None
         return await real_decide(context, rules)
 
     monkeypatch.setattr(ingest, "decide", decide)
+    return make_message(subject=subject, message_id=f"<{subject.replace(' ', '-')}@acme.example>")
 
 
 async def test_a_temporary_failure_repeated_poison_max_attempts_times_is_quarantined_faked(
     hostile: tuple[Store, Pipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, pipeline = hostile
-    _fail_temporarily_for(monkeypatch, "always fails")
-    raw = make_message(subject="always fails", message_id="<poison@acme.example>")
+    raw = failing_message(monkeypatch, "always fails")
     for _ in range(store.settings.poison_max_attempts - 1):
         with pytest.raises(TemporaryError):
             await pipeline.ingest(raw, "lmtp")
@@ -264,8 +264,7 @@ async def test_a_temporary_failure_repeating_for_poison_max_age_seconds_is_quara
     hostile: tuple[Store, Pipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, pipeline = hostile
-    _fail_temporarily_for(monkeypatch, "fails for an hour")
-    raw = make_message(subject="fails for an hour", message_id="<slow-poison@acme.example>")
+    raw = failing_message(monkeypatch, "fails for an hour")
     for _ in range(2):
         with pytest.raises(TemporaryError):
             await pipeline.ingest(raw, "pipe")

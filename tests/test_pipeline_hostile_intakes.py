@@ -26,7 +26,7 @@ from mailtickets.pipeline.ingest import Pipeline
 from tests import hostile_mail
 from tests.builders import make_message
 from tests.test_ingest_lmtp import deliver, lmtp_server
-from tests.test_pipeline_hostile import _fail_temporarily_for
+from tests.test_pipeline_hostile import failing_message
 from tests.world import build_world
 
 pytest_plugins = ["imap_fixtures"]
@@ -78,8 +78,7 @@ async def test_lmtp_stops_answering_451_for_a_poison_message_faked(
     world: tuple[Store, Pipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, pipeline = world
-    _fail_temporarily_for(monkeypatch, "poison over lmtp")
-    raw = make_message(subject="poison over lmtp", message_id="<lmtp-poison@acme.example>")
+    raw = failing_message(monkeypatch, "poison over lmtp")
     async with lmtp_server(pipeline, max_bytes=30_000_000) as port:
         codes = [(await asyncio.to_thread(deliver, port, raw))[0] for _ in range(store.settings.poison_max_attempts)]
         again = await asyncio.to_thread(deliver, port, raw)
