@@ -85,3 +85,15 @@ async def test_an_idle_worker_leaves_at_once_on_sigterm_and_is_replaced(workers:
     await asyncio.to_thread(worker.process.join, 5)
     assert worker.process.exitcode == 0
     assert isinstance(await workers.parse(make_message()), ParsedMessage)
+
+
+async def test_workers_start_only_as_the_load_needs_them() -> None:
+    pool = ParseWorkers(ParseLimits(), timeout=30, memory_limit=512 * 1024 * 1024, size=2)
+    try:
+        await pool.parse(make_message())
+        await pool.parse(make_message())
+        assert len(pool._workers) == 1  # one message at a time (the pipe): one process
+        await asyncio.gather(*(pool.parse(make_message()) for _ in range(4)))
+        assert len(pool._workers) == 2
+    finally:
+        await pool.close()

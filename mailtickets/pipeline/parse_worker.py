@@ -167,7 +167,7 @@ def _stop_all(workers: list[_Worker]) -> None:
 
 
 class ParseWorkers:
-    """A small pool of parse worker processes, started on first use."""
+    """A small pool of parse worker processes, each started when first needed."""
 
     def __init__(self, limits: ParseLimits, *, timeout: float, memory_limit: int, size: int = 2) -> None:
         self.limits = limits
@@ -180,7 +180,7 @@ class ParseWorkers:
         self._threads = ThreadPoolExecutor(max_workers=2 * self.size, thread_name_prefix="parse-pipe")
         self._workers: list[_Worker] = []
         self._idle: asyncio.Queue[_Worker] | None = None
-        self._starting = asyncio.Lock()
+        self._started = 0  # workers started so far (a replaced one counts once): at most `size`
         # A pool nobody closed (a test, a crash) still leaves no process behind.
         self._finalizer = weakref.finalize(self, _stop_all, self._workers)
 
@@ -194,22 +194,26 @@ class ParseWorkers:
         )
 
     async def parse(self, raw: bytes) -> ParseOutcome:
-        idle = await self._started()
-        worker = await idle.get()
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+        idle = self._idle
+        worker = await self._take(idle)
         try:
             outcome, worker = await self._exchange(worker, raw)
         finally:
             idle.put_nowait(worker)
         return outcome
 
-    async def _started(self) -> asyncio.Queue[_Worker]:
-        async with self._starting:
-            if self._idle is None:
-                idle: asyncio.Queue[_Worker] = asyncio.Queue()
-                for _ in range(self.size):
-                    idle.put_nowait(await self._new_worker())
-                self._idle = idle
-            return self._idle
+    async def _take(self, idle: asyncio.Queue[_Worker]) -> _Worker:
+        """An idle worker, or a new one while fewer than `size` run (a pipe that parses one message starts one)."""
+        if idle.empty() and self._started < self.size:
+            self._started += 1
+            try:
+                return await self._new_worker()
+            except BaseException:
+                self._started -= 1
+                raise
+        return await idle.get()
 
     async def _new_worker(self) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -251,4 +255,4 @@ class ParseWorkers:
         for worker in workers:
             await loop.run_in_executor(self._threads, lambda w=worker: w.stop(kill=False))  # type: ignore[misc]
         self._threads.shutdown(wait=False)
-        self._idle = None
+        self._idle, self._started = None, 0
