@@ -6,13 +6,9 @@ pipeline can always give a message an outcome.
 
 from __future__ import annotations
 
-import binascii
-import contextlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.errors import MessageError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -20,7 +16,7 @@ import mailparser
 
 from mailtickets.parse.attachments import collect_attachments
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
-from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html
+from mailtickets.parse.text import clean_header_text, decode_bytes, decode_encoded_words, html_to_text, sanitise_html
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
@@ -86,10 +82,7 @@ def _decode_header_value(value: object, fallback_charset: str | None) -> str:
     text = str(value)
     if not text.isascii():  # raw 8-bit (undeclared charset) or already Unicode: no encoded words to decode
         return clean_header_text(text, fallback_charset)
-    # An unknown charset or a broken encoded word: keep the raw text.
-    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error, MessageError):
-        text = str(make_header(decode_header(text)))
-    return clean_header_text(text)
+    return clean_header_text(decode_encoded_words(text))
 
 
 def _defect_text(defect: object) -> str:
