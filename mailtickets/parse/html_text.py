@@ -10,6 +10,7 @@ at most twice (a table is buffered only while it holds no other table), and the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -34,7 +35,8 @@ _LINK_SCHEMES = ("http://", "https://", "mailto:", "ftp://", "tel:")
 class _Sink:
     """Lines of text being written: finished lines and the one in progress."""
 
-    def __init__(self) -> None:
+    def __init__(self, blank: Callable[[], str] = str) -> None:
+        self.blank = blank  # what an empty line is: ">" inside a quote
         self.lines: list[str] = []
         self.current: list[str] = []
         self.blank_wanted = False
@@ -45,8 +47,8 @@ class _Sink:
         return not self.current
 
     def write(self, text: str) -> None:
-        if self.blank_wanted and not self.current and self.lines and self.lines[-1]:
-            self.lines.append("")
+        if self.blank_wanted and not self.current and self.lines and self.lines[-1].strip("> "):
+            self.lines.append(self.blank())
         self.blank_wanted = False
         if self.current and text.startswith(" ") and self.current[-1].endswith(" "):
             text = text[1:]
@@ -58,7 +60,7 @@ class _Sink:
             self.lines.append("".join(self.current).rstrip())
             self.current = []
         elif keep_empty:
-            self.lines.append("")
+            self.lines.append(self.blank())
             self.chars += 1
 
     def paragraph(self) -> None:
@@ -91,7 +93,7 @@ class _Link:
 class _Renderer:
     def __init__(self, max_chars: int) -> None:
         self.max_chars = max_chars
-        self.doc = _Sink()
+        self.doc = _Sink(lambda: (">" * min(self.quote_depth, _MAX_QUOTE_PREFIX)))
         self.sink = self.doc
         self.quote_depth = 0
         self.lists: list[list[int]] = []  # one entry per open list: [next number] for <ol>, [] for <ul>
@@ -136,7 +138,7 @@ class _Renderer:
             self.full = True
 
     def _prefix(self) -> str:
-        quotes = "> " * min(self.quote_depth, _MAX_QUOTE_PREFIX) if self.sink is self.doc else ""
+        quotes = ">" * min(self.quote_depth, _MAX_QUOTE_PREFIX) + " " if self.sink is self.doc and self.quote_depth else ""
         indent = "  " * min(max(len(self.lists) - 1, 0), _MAX_LIST_INDENT)
         return quotes + indent + (self.bullet or ("  " if self.lists else ""))
 
@@ -161,7 +163,7 @@ class _Renderer:
         elif tag in _BLOCKS:
             self._block_start(tag, element)
 
-    def end(self, tag: str) -> None:
+    def end(self, tag: str, element: etree._Element) -> None:
         if tag in _SKIPPED:
             self.skip_depth -= 1
         elif tag in ("table", "tr", "td", "th"):
@@ -170,13 +172,15 @@ class _Renderer:
             self._link_end()
         elif tag in _PARAGRAPHS:
             self.pre_depth -= tag == "pre"
-            self.sink.paragraph()
+            if _is_outlook_line(element):  # an empty one (&nbsp;) is Outlook's blank line
+                self.sink.end_line(keep_empty=True)
+            else:
+                self.sink.paragraph()
         elif tag in _BLOCKS:
             self._block_end(tag)
 
     def _paragraph_start(self, tag: str, element: etree._Element) -> None:
-        # Outlook writes every line as <p class=MsoNormal> with no margin: a line, not a paragraph.
-        if "MsoNormal" in (element.get("class") or ""):
+        if _is_outlook_line(element):
             self.sink.end_line()
         else:
             self.sink.paragraph()
@@ -287,6 +291,11 @@ class _Renderer:
         table.buffered, table.rows, table.row, table.cell = False, [], [], None
 
 
+def _is_outlook_line(element: etree._Element) -> bool:
+    """Outlook writes every line as <p class=MsoNormal> with no margin: a line, not a paragraph."""
+    return "MsoNormal" in (element.get("class") or "")
+
+
 def _list_start(element: etree._Element) -> int:
     start = element.get("start") or "1"
     return int(start) if start.isdigit() and len(start) < 7 else 1
@@ -360,7 +369,7 @@ def _walk(root: etree._Element, renderer: _Renderer) -> None:
             renderer.start(tag, element)
             renderer.data(element.text)
         else:
-            renderer.end(tag)
+            renderer.end(tag, element)
             renderer.data(element.tail)
         if renderer.full:
             return

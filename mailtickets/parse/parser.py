@@ -157,7 +157,8 @@ def _body(message: Message) -> tuple[str, str | None, list[str]]:
     sanitised = sanitise_html("\n".join(html)) if html else None
     if plain:
         return "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n"), sanitised, defects
-    return (html_to_text(sanitised) if sanitised else ""), sanitised, defects
+    # Text comes from the HTML as sent (the renderer keeps no markup): Outlook's line classes count.
+    return (html_to_text("\n".join(html)) if html else ""), sanitised, defects
 
 
 def _text_parts(part: Message) -> Iterator[Message]:

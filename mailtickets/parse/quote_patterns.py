@@ -79,6 +79,12 @@ FORWARD = _compile(
     r"|転送されたメッセージ|转发的邮件|以下是转发的邮件)\s*[:：]?)\s*$"
 )
 
+# Subject prefixes of a forward, as clients write them in each language.
+FORWARD_PREFIXES = frozenset(
+    {"fwd", "fw", "wg", "tr", "rv", "i", "inoltro", "doorst", " enc", "enc", "pd", "przekaż", "vb", "vs",
+     "fwd.", "pfw", "пересл", "fw", "転送", "转发", "轉寄"}
+)
+
 # Header-block field names (Outlook desktop and web, Apple Mail, Samsung, Gmail forwards), by role.
 _FIELDS: dict[str, tuple[str, ...]] = {
     "from": ("From", "Von", "De", "Da", "Van", "Od", "Från", "Fra", "От", "От кого", "差出人", "送信者",

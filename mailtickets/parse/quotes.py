@@ -23,6 +23,7 @@ from mailtickets.parse.quote_patterns import (
     ADDRESS_HEADER,
     COLONS,
     FORWARD,
+    FORWARD_PREFIXES,
     MAX_HEADER_CHARS,
     REPLY_HEADER,
     SEPARATOR,
@@ -34,10 +35,26 @@ _HEADER_LINES = 3  # a reply header wrapped by the client spans at most this man
 _BLOCK_WINDOW = 8  # an Outlook header block's fields lie within this many lines
 
 
-def strip_quoted(text: str) -> str:
-    """What the sender actually wrote, without the quoted history; the whole text if nothing is left."""
+def reply_text(text: str, subject: str) -> str:
+    """The new text of a reply; in a forward (by its subject) a header block starts the forwarded mail."""
+    return strip_quoted(text, forward=is_forward_subject(subject))
+
+
+def is_forward_subject(subject: str) -> bool:
+    """The subject's first prefix marks a forward ("Fwd:", "WG:", "TR:", …), not a reply to one."""
+    prefix, colon, _rest = subject.lstrip().partition(":")
+    if not colon:
+        prefix, colon, _rest = subject.lstrip().partition("\uff1a")
+    return bool(colon) and prefix.strip().lower() in FORWARD_PREFIXES
+
+
+def strip_quoted(text: str, *, forward: bool = False) -> str:
+    """What the sender actually wrote, without the quoted history; the whole text if nothing is left.
+
+    With `forward`, an Outlook header block or separator starts a forwarded message, kept as written.
+    """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept = _new_lines(lines)
+    kept = _new_lines(lines, forward)
     new = _tidy(kept)
     return new or text.strip()
 
@@ -46,7 +63,7 @@ def _is_quoted(line: str) -> bool:
     return line.lstrip()[:1] == ">"
 
 
-def _new_lines(lines: Sequence[str]) -> list[str]:
+def _new_lines(lines: Sequence[str], forward: bool) -> list[str]:
     roles = [field_role(line) for line in lines]
     kept: list[str] = []
     index = 0
@@ -62,7 +79,7 @@ def _new_lines(lines: Sequence[str]) -> list[str]:
         if _may_be_marker(line) and FORWARD.match(line):
             return kept + list(lines[index:])
         if _history_starts(lines, roles, index):
-            return _drop_trailing_separators(kept)
+            return kept + list(lines[index:]) if forward else _drop_trailing_separators(kept)
         header_end = _reply_header_end(lines, index)
         if header_end is None:
             kept.append(line)
