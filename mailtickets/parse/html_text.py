@@ -138,15 +138,19 @@ class _Renderer:
             self.full = True
 
     def _prefix(self) -> str:
-        quotes = ">" * min(self.quote_depth, _MAX_QUOTE_PREFIX) + " " if self.sink is self.doc and self.quote_depth else ""
+        quoted = self.sink is self.doc and self.quote_depth
+        quotes = ">" * min(self.quote_depth, _MAX_QUOTE_PREFIX) + " " if quoted else ""
         indent = "  " * min(max(len(self.lists) - 1, 0), _MAX_LIST_INDENT)
         return quotes + indent + (self.bullet or ("  " if self.lists else ""))
 
     def doc_line(self, text: str) -> None:
+        """One finished line into the text; an empty one asks for a blank line before the next."""
         self.doc.end_line()
-        if text:
-            self._write(text)
-            self.doc.end_line()
+        if not text:
+            self.doc.paragraph()
+            return
+        self._write(text)
+        self.doc.end_line()
 
     # elements
     def start(self, tag: str, element: etree._Element) -> None:

@@ -62,6 +62,8 @@ _SEPARATOR_WORDS = (
 )
 SEPARATOR = _compile(r"^\s*-{2,}\s*(?:" + "|".join(re2.escape(w) for w in _SEPARATOR_WORDS) + r")\s*-{2,}\s*$")
 UNDERSCORE_LINE = _compile(r"^\s*_{10,}\s*$")
+# GroupWise: ">>> Name <a@b> 04.03.24 9:15 >>>" above unmarked history.
+GROUPWISE_HEADER = _compile(r"^\s*>>>\s.*\d.*\s>>>\s*$")
 
 # Forward markers: what follows is a forwarded message, kept whole (it is what the sender passes on).
 _FORWARD_WORDS = (
@@ -81,8 +83,8 @@ FORWARD = _compile(
 
 # Subject prefixes of a forward, as clients write them in each language.
 FORWARD_PREFIXES = frozenset(
-    {"fwd", "fw", "wg", "tr", "rv", "i", "inoltro", "doorst", " enc", "enc", "pd", "przekaż", "vb", "vs",
-     "fwd.", "pfw", "пересл", "fw", "転送", "转发", "轉寄"}
+    {"fwd", "fw", "wg", "tr", "rv", "i", "inoltro", "doorst", "enc", "pd", "przekaż", "vb", "vs",
+     "fwd.", "pfw", "пересл", "転送", "转发", "轉寄"}
 )
 
 # Header-block field names (Outlook desktop and web, Apple Mail, Samsung, Gmail forwards), by role.

@@ -12,6 +12,7 @@ quote 100,000 levels deep cost what their length costs.
 - An Outlook header block ("From:/Sent:/To:/Subject:" in the client's language) or separator
   ("-----Original Message-----", a line of underscores) starts the history: dropped to the end, the
   separator included.
+- GroupWise's ">>> Name <a@b> 04.03.24 9:15 >>>" starts unmarked history: dropped to the end.
 - A forward marker ("---------- Forwarded message ---------") keeps everything after it as written.
 """
 
@@ -24,6 +25,7 @@ from mailtickets.parse.quote_patterns import (
     COLONS,
     FORWARD,
     FORWARD_PREFIXES,
+    GROUPWISE_HEADER,
     MAX_HEADER_CHARS,
     REPLY_HEADER,
     SEPARATOR,
@@ -70,6 +72,8 @@ def _new_lines(lines: Sequence[str], forward: bool) -> list[str]:
     while index < len(lines):
         line = lines[index]
         if _is_quoted(line):
+            if GROUPWISE_HEADER.match(line):
+                return kept if not forward else kept + list(lines[index:])
             index += 1
             continue
         if not line.strip():
