@@ -108,7 +108,9 @@ FIELD_ROLES: dict[str, str] = {name.lower(): role for role, names in _FIELDS.ite
 def field_role(line: str) -> str | None:
     """The role of a header-block line ("Von: …" → "from"), or None: a dictionary look-up, no regex."""
     head = line[:40]
-    colon = min((i for i in (head.find(c) for c in COLONS) if i >= 0), default=-1)
+    colon = head.find(":")
+    if colon < 0:
+        colon = head.find(COLONS[1])
     if colon <= 0:
         return None
     return FIELD_ROLES.get(head[:colon].strip(" \t*\xa0").lower())

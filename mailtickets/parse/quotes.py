@@ -66,7 +66,7 @@ def _is_quoted(line: str) -> bool:
 
 
 def _new_lines(lines: Sequence[str], forward: bool) -> list[str]:
-    roles = [field_role(line) for line in lines]
+    roles = [field_role(line) if line else None for line in lines]
     kept: list[str] = []
     index = 0
     while index < len(lines):
