@@ -77,6 +77,7 @@ def test_subject_declared_gb2312_with_gbk_bytes_is_decoded_in_a_parsed_message()
         ("x =?utf-8?B?QUJD?= y", "x ABC y"),
         ("plain subject", "plain subject"),
         ("=?utf-8?q?a?= =?utf-8?q?b?=", "ab"),  # the space between two words is not text (RFC 2047)
+        ("=?windows-1252?Q?Hans_B=C4KO?= =?iso-8859-15?q?Sch=F6nland?=", "Hans BÄKOSchönland"),
         ("[TCK-7] =?iso-8859-1?q?M=FCller?=", "[TCK-7] Müller"),
     ],
 )

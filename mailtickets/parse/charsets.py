@@ -10,7 +10,7 @@ from __future__ import annotations
 import binascii
 import codecs
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from email.header import decode_header
 
 import charset_normalizer
 
@@ -98,7 +98,8 @@ def _note(declared: str | None, used: str) -> str:
 def decode_encoded_words(value: str) -> str:
     """An ASCII header value with RFC 2047 encoded words decoded, each by the chain above.
 
-    A word whose base64 or quoted-printable is broken beyond repair leaves the whole value as it came.
+    Whitespace between two encoded words is dropped (RFC 2047); a word whose base64 or quoted-printable is
+    broken beyond repair leaves the whole value as it came.
     """
     if "=?" not in value:
         return value
@@ -106,15 +107,24 @@ def decode_encoded_words(value: str) -> str:
         chunks = decode_header(value)
     except (HeaderParseError, binascii.Error, ValueError):
         return value
-    decoded: list[tuple[bytes | str, str | None]] = []
+    pieces: list[tuple[str, bool]] = []  # (text, came from an encoded word)
     for payload, charset in chunks:
         if isinstance(payload, str):  # no encoded word at all: decode_header hands the text back
             return value
-        if charset is None:
-            decoded.append((payload, None))
-        else:
-            decoded.append((decode_bytes(payload, charset)[0].encode("utf-8"), "utf-8"))
-    try:  # make_header joins words and plain text with the spaces RFC 2047 keeps
-        return str(make_header(decoded))
-    except (UnicodeError, LookupError, HeaderParseError):
-        return value
+        encoded = charset is not None
+        pieces.append((decode_bytes(payload, charset)[0] if encoded else payload.decode("ascii", "replace"), encoded))
+    return _joined(pieces)
+
+
+def _joined(pieces: list[tuple[str, bool]]) -> str:
+    """Decoded words and plain text in order, a space where a word meets text without one (as stdlib)."""
+    out: list[str] = []
+    previous_encoded: bool | None = None
+    for text, encoded in pieces:
+        if out and previous_encoded is not None and encoded != previous_encoded:
+            boundary = out[-1][-1:] if encoded else text[:1]
+            if boundary and not boundary.isspace():
+                out.append(" ")
+        out.append(text)
+        previous_encoded = encoded
+    return "".join(out)
