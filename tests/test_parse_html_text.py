@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailtickets.parse.html_text import MAX_TEXT_CHARS, TEXT_CUT_MARKER, html_to_text
+from mailtickets.parse import parse_message
+from mailtickets.parse.html_text import MAX_TEXT_CHARS, TEXT_CUT_MARKER, bounded_html, html_to_text
 
 CASES = [
     ("rule", "<p>above</p><hr><p>below</p>", "above\n\nbelow"),
@@ -73,3 +74,22 @@ def test_empty_and_unparseable_html_give_empty_text() -> None:
     assert html_to_text("") == ""
     assert html_to_text("   ") == ""
     assert html_to_text("<html><body></body></html>") == ""
+
+
+def test_shallow_html_goes_to_the_sanitiser_as_sent() -> None:
+    html = '<div class="x"><p>Hello <b>there</b></p></div>'
+    assert bounded_html(html) == html
+
+
+def test_html_nested_beyond_the_parser_limit_is_cut_before_sanitising() -> None:
+    deep = "<div>x" * 100_000
+    bounded = bounded_html(deep)
+    assert bounded.count("<div>") <= 256
+    assert len(bounded) < 10_000
+
+
+def test_an_html_only_mail_of_8000_nested_lists_is_small_once_parsed() -> None:
+    raw = b"From: a@acme.example\nSubject: lists\nContent-Type: text/html; charset=utf-8\n\n" + b"<ul><li>x" * 8000
+    parsed = parse_message(raw)
+    assert 0 < len(parsed.text) < 5_000
+    assert parsed.html is not None and parsed.html.count("<ul>") <= 256

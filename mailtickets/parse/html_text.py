@@ -22,6 +22,7 @@ _MAX_LIST_INDENT = 6
 _TABLE_BUFFER_CHARS = 20_000  # a table holding more is written a cell per line as it arrives
 _TABLE_BUFFER_CELLS = 2_000
 _ALIGNED_TABLE_WIDTH = 160
+_LIBXML2_MAX_DEPTH = 255  # libxml2 stops nesting at 256 levels (without its "huge" option)
 
 _SKIPPED = frozenset({"head", "title", "style", "script", "template", "noscript", "svg", "object", "iframe"})
 _PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "pre", "dl", "figure"})
@@ -345,13 +346,7 @@ def _render_table(rows: list[list[str]]) -> list[str]:
 
 def html_to_text(html: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     """Readable plain text of an HTML body; at most about `max_chars` characters, then TEXT_CUT_MARKER."""
-    if not html.strip():
-        return ""
-    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True)
-    try:
-        root = etree.fromstring(html.encode("utf-8", "replace"), parser)
-    except etree.LxmlError:
-        return ""
+    root = _parse(html)
     if root is None:
         return ""
     renderer = _Renderer(max_chars)
@@ -360,6 +355,36 @@ def html_to_text(html: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     if renderer.full:
         return text[:max_chars].rstrip() + "\n" + TEXT_CUT_MARKER
     return text
+
+
+def bounded_html(html: str) -> str:
+    """The HTML as sent, or lxml's rewrite of it when it nests deeper than libxml2 follows (256 levels).
+
+    nh3 (the sanitiser) takes time quadratic in nesting depth: 8,000 nested lists cost it a second, 100,000
+    nested divs minutes. What lies deeper than the limit is not in the text either.
+    """
+    root = _parse(html)
+    if root is None or _depth(root) < _LIBXML2_MAX_DEPTH:
+        return html
+    return str(etree.tostring(root, encoding="unicode", method="html"))
+
+
+def _parse(html: str) -> etree._Element | None:
+    if not html.strip():
+        return None
+    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True)
+    try:
+        return etree.fromstring(html.encode("utf-8", "replace"), parser)
+    except etree.LxmlError:
+        return None
+
+
+def _depth(root: etree._Element) -> int:
+    depth = deepest = 0
+    for event, _element in etree.iterwalk(root, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _walk(root: etree._Element, renderer: _Renderer) -> None:

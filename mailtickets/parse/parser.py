@@ -15,6 +15,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 import mailparser
 
 from mailtickets.parse.attachments import collect_attachments
+from mailtickets.parse.html_text import bounded_html
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
 from mailtickets.parse.text import clean_header_text, decode_bytes, decode_encoded_words, html_to_text, sanitise_html
 
@@ -154,7 +155,7 @@ def _body(message: Message) -> tuple[str, str | None, list[str]]:
         if note:
             defects.append(f"{part.get_content_type()}: {note}")
         (html if part.get_content_subtype() == "html" else plain).append(text)
-    sanitised = sanitise_html("\n".join(html)) if html else None
+    sanitised = sanitise_html(bounded_html("\n".join(html))) if html else None
     if plain:
         return "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n"), sanitised, defects
     # Text comes from the HTML as sent (the renderer keeps no markup): Outlook's line classes count.
