@@ -43,6 +43,17 @@ SHAPES = [
     ("chinese full-width colon", "答复\n\nHelpdesk <support@helpdesk.example> 于2024年3月4日周一 09:15写道：\n> 问题\n",
      "答复"),
     ("CRLF line ends", "Fixed.\r\n\r\n> old\r\n", "Fixed."),
+    ("a greeting right above the header", "Hi,\nOn Tue, 2011-03-01 at 18:02 +0530, Abhishek Kona wrote:\n> q\n"
+     "answer\n", "Hi,\nanswer"),
+    ("'wrote:' right after the address", ":+1:\n\nOn Tue, Sep 25, 2012 at 8:59 AM, Chris\n<n@github.example>wrote:\n"
+     "> old\n", ":+1:"),
+    ("a line of dashes above the header block", "Reply.\n\n ------------------------------\n\n*From:* Team\n"
+     "*Sent:* Thursday\n*To:* jo@x.example\n*Subject:* x\n\nold\n", "Reply."),
+    ("a Danish separator", "Svar.\n\n-----Oprindelig meddelelse-----\nFra: Peter\nSendt: 24. november\nTil: A\n"
+     "Emne: Hej\n\nHej\n", "Svar."),
+    ("a header block on top is the text", "Od: Jan <jan@x.example>\nWysłano: środa\nDo: Anna\nTemat: Re: x\n\n"
+     "Cześć Anno,\n\nDnia 28 lutego 2023 14:00 Anna <anna@x.example> napisał(a):\n> Cześć\n",
+     "Od: Jan <jan@x.example>\nWysłano: środa\nDo: Anna\nTemat: Re: x\n\nCześć Anno,"),
 ]
 
 

@@ -29,21 +29,26 @@ def _compile(pattern: str) -> Any:
 # mail, Yandex and Mail.ru write them. Tried only on candidates that end with a colon; a candidate must
 # also hold a digit or an address (a date, a time, the writer's address) to be taken as a header.
 REPLY_HEADERS: dict[str, tuple[str, ...]] = {
-    "en": (r"^On\s.*\swrote", r"\swrote(?:\s.{0,120})?"),
-    "de": (r"^Am\s.*\sschrieb(?:\s.{0,200})?", r"\sschrieb(?:\s.{0,200})?"),
-    "fr": (r"^Le\s.*\sa\s+écrit", r"\sa\s+écrit"),
-    "es": (r"^El\s.*\sescribió", r"\sescribió"),
-    "it": (r"^Il\s.*\sha\s+scritto", r"\sha\s+scritto"),
-    "nl": (r"^Op\s.*\sschreef(?:\s.{0,200})?", r"\sschreef(?:\s.{0,200})?"),
-    "pt": (r"^Em\s.*\sescreveu", r"\sescreveu(?:\s.{0,200})?"),
-    "pl": (r"\snapisał(?:\(a\)|a)?", r"^W dniu\s.*\spisze"),
-    "sv": (r"\sskrev(?:\s.{0,200})?",),
-    "cs": (r"\snapsal(?:\(a\)|a)?",),
+    "en": (r"^On\s.*[\s>)]wrote", r"[\s>)]wrote(?:\s.{0,120})?"),
+    "de": (r"^Am\s.*[\s>)]schrieb(?:\s.{0,200})?", r"[\s>)]schrieb(?:\s.{0,200})?"),
+    "fr": (r"^Le\s.*[\s>)]a\s+écrit", r"[\s>)]a\s+écrit"),
+    "es": (r"^El\s.*[\s>)]escribió", r"[\s>)]escribió"),
+    "it": (r"^Il\s.*[\s>)]ha\s+scritto", r"[\s>)]ha\s+scritto"),
+    "nl": (r"^Op\s.*[\s>)]schreef(?:\s.{0,200})?", r"[\s>)]schreef(?:\s.{0,200})?", r"\shet volgende geschreven"),
+    "pt": (r"^Em\s.*[\s>)]escreveu", r"[\s>)]escreveu(?:\s.{0,200})?"),
+    "pl": (r"^Wiadomość napisana przez\s.*", r"[\s>)]napisał(?:\(a\)|a)?", r"^W dniu\s.*[\s>)]pisze"),
+    "sv": (r"[\s>)]skrev(?:\s.{0,200})?",),
+    "cs": (r"[\s>)]napsal(?:\(a\)|a)?",),
     "ru": (_WORD + r"(?:написал(?:\(а\)|а)?|пишет)",),
     "ja": (r"(?:のメール|さんは書きました|書きました)",),
     "zh": (r"(?:写道|寫道)",),
 }
 REPLY_HEADER = _compile("|".join(f"(?:{p}{_END})" for patterns in REPLY_HEADERS.values() for p in patterns))
+# The ones that name where a header begins ("On …", "Am …"): a wrapped header that matches one of them
+# starts at its first line.
+REPLY_HEADER_START = _compile(
+    "|".join(f"(?:{p}{_END})" for patterns in REPLY_HEADERS.values() for p in patterns if p.startswith("^"))
+)
 
 # Headers that name no verb: Gmail in Russian or Japanese ("пн, 1 янв. 2024 г. в 10:00, Name <a@b>:"),
 # Yandex ("01.02.2024, 10:00, "Name" <a@b>:"), Mail.ru ("Понедельник, … от Name <a@b>:"): a date and an
@@ -58,10 +63,12 @@ _SEPARATOR_WORDS = (
     "Oorspronkelijk bericht", "Origineel bericht", "Mensagem original", "Mensagem Original",
     "Wiadomość oryginalna", "Oryginalna wiadomość", "Ursprungligt meddelande", "Původní zpráva",
     "Původní e-mail", "Исходное сообщение", "Оригинальное сообщение", "元のメッセージ", "原始邮件",
-    "原始郵件", "原始消息",
+    "原始郵件", "原始消息", "Oprindelig meddelelse", "Opprinnelig melding", "Alkuperäinen viesti",
 )
 SEPARATOR = _compile(r"^\s*-{2,}\s*(?:" + "|".join(re2.escape(w) for w in _SEPARATOR_WORDS) + r")\s*-{2,}\s*$")
-UNDERSCORE_LINE = _compile(r"^\s*_{10,}\s*$")
+UNDERSCORE_LINE = _compile(r"^\s*(?:_{10,}|-{10,})\s*$")  # Outlook's rule above a header block
+# Any "----- Words -----" title line: dropped when it is the last thing above the history.
+DASHED_TITLE = _compile(r"^\s*-{3,}\s*\S.{0,60}?\s*-{3,}\s*$")
 # GroupWise: ">>> Name <a@b> 04.03.24 9:15 >>>" above unmarked history.
 GROUPWISE_HEADER = _compile(r"^\s*>>>\s.*\d.*\s>>>\s*$")
 

@@ -23,11 +23,13 @@ from collections.abc import Sequence
 from mailtickets.parse.quote_patterns import (
     ADDRESS_HEADER,
     COLONS,
+    DASHED_TITLE,
     FORWARD,
     FORWARD_PREFIXES,
     GROUPWISE_HEADER,
     MAX_HEADER_CHARS,
     REPLY_HEADER,
+    REPLY_HEADER_START,
     SEPARATOR,
     UNDERSCORE_LINE,
     field_role,
@@ -68,6 +70,7 @@ def _is_quoted(line: str) -> bool:
 def _new_lines(lines: Sequence[str], forward: bool) -> list[str]:
     roles = [field_role(line) if line else None for line in lines]
     kept: list[str] = []
+    kept_text = False
     index = 0
     while index < len(lines):
         line = lines[index]
@@ -82,11 +85,12 @@ def _new_lines(lines: Sequence[str], forward: bool) -> list[str]:
             continue
         if _may_be_marker(line) and FORWARD.match(line):
             return kept + list(lines[index:])
-        if _history_starts(lines, roles, index):
+        if kept_text and _history_starts(lines, roles, index):  # a header block on top is the text itself
             return kept + list(lines[index:]) if forward else _drop_trailing_separators(kept)
         header_end = _reply_header_end(lines, index)
         if header_end is None:
             kept.append(line)
+            kept_text = True
             index += 1
             continue
         following = _next_text_line(lines, header_end)
@@ -104,23 +108,40 @@ def _next_text_line(lines: Sequence[str], start: int) -> int | None:
 
 
 def _reply_header_end(lines: Sequence[str], index: int) -> int | None:
-    """The index after a reply header beginning at `index`, or None when none begins there."""
+    """The index after a reply header beginning at `index`, or None when none begins there.
+
+    A header the client wrapped spans up to three lines; when its last lines alone are a header and the
+    whole does not begin like one ("On …"), it begins there, not here ("Hi," above "On … wrote:").
+    """
+    end = _header_end_from(lines, index, _HEADER_LINES)
+    if end is None or end == index + 1:
+        return end
+    if REPLY_HEADER_START.search(" ".join(line.strip() for line in lines[index:end])):
+        return end
+    return None if _header_end_from(lines, index + 1, end - index - 1) == end else end
+
+
+def _header_end_from(lines: Sequence[str], index: int, most_lines: int) -> int | None:
     candidate = ""
-    for end in range(index, min(len(lines), index + _HEADER_LINES)):
+    for end in range(index, min(len(lines), index + most_lines)):
         line = lines[end].strip()
         if not line or _is_quoted(lines[end]):
             return None
         candidate = f"{candidate} {line}".strip()
         if len(candidate) > MAX_HEADER_CHARS:
             return None
-        if candidate[-1] not in COLONS:
-            continue
-        if REPLY_HEADER.search(candidate) and _has_digit_or_address(candidate):
+        if candidate[-1] in COLONS and _is_header(candidate, lines, end + 1):
             return end + 1
-        if ADDRESS_HEADER.search(candidate):
-            following = _next_text_line(lines, end + 1)
-            return end + 1 if following is not None and _is_quoted(lines[following]) else None
     return None
+
+
+def _is_header(candidate: str, lines: Sequence[str], after: int) -> bool:
+    if REPLY_HEADER.search(candidate) and _has_digit_or_address(candidate):
+        return True
+    if ADDRESS_HEADER.search(candidate):  # no verb: only above a quote
+        following = _next_text_line(lines, after)
+        return following is not None and _is_quoted(lines[following])
+    return False
 
 
 def _has_digit_or_address(text: str) -> bool:
@@ -152,7 +173,7 @@ def _header_block(roles: Sequence[str | None], index: int) -> bool:
 
 
 def _drop_trailing_separators(kept: list[str]) -> list[str]:
-    while kept and (not kept[-1].strip() or UNDERSCORE_LINE.match(kept[-1]) or SEPARATOR.match(kept[-1])):
+    while kept and (not kept[-1].strip() or UNDERSCORE_LINE.match(kept[-1]) or DASHED_TITLE.match(kept[-1])):
         kept.pop()
     return kept
 
