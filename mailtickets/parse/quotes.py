@@ -110,15 +110,23 @@ def _next_text_line(lines: Sequence[str], start: int) -> int | None:
 def _reply_header_end(lines: Sequence[str], index: int) -> int | None:
     """The index after a reply header beginning at `index`, or None when none begins there.
 
-    A header the client wrapped spans up to three lines; when its last lines alone are a header and the
-    whole does not begin like one ("On …"), it begins there, not here ("Hi," above "On … wrote:").
+    A header the client wrapped spans up to three lines. When its last lines alone are a header, it begins
+    there ("Hi," above "On … wrote:" is the sender's) unless the whole begins like one ("On …") or its
+    first line is an unfinished date line ("02.04.2012 14:20 пользователь "Bob" <").
     """
     end = _header_end_from(lines, index, _HEADER_LINES)
     if end is None or end == index + 1:
         return end
     if REPLY_HEADER_START.search(" ".join(line.strip() for line in lines[index:end])):
         return end
+    if _unfinished_date_line(lines[index]):
+        return end
     return None if _header_end_from(lines, index + 1, end - index - 1) == end else end
+
+
+def _unfinished_date_line(line: str) -> bool:
+    line = line.strip()
+    return any(ch.isdigit() for ch in line) and line[-1:] not in (".", "!", "?")
 
 
 def _header_end_from(lines: Sequence[str], index: int, most_lines: int) -> int | None:
