@@ -51,6 +51,7 @@ SHAPES = [
      "*Sent:* Thursday\n*To:* jo@x.example\n*Subject:* x\n\nold\n", "Reply."),
     ("a Danish separator", "Svar.\n\n-----Oprindelig meddelelse-----\nFra: Peter\nSendt: 24. november\nTil: A\n"
      "Emne: Hej\n\nHej\n", "Svar."),
+    ("older android", "Yes.\n\n---- John Smith wrote ----\n\nold text\n", "Yes."),
     ("android in Russian, wrapped", 'Hello\n02.04.2012 14:20 пользователь "bob@x.example" <\nbob@x.example> '
      "написал:\n\n> Hi\n", "Hello"),
     ("a header block on top is the text", "Od: Jan <jan@x.example>\nWysłano: środa\nDo: Anna\nTemat: Re: x\n\n"

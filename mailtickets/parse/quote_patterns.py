@@ -29,7 +29,7 @@ def _compile(pattern: str) -> Any:
 # mail, Yandex and Mail.ru write them. Tried only on candidates that end with a colon; a candidate must
 # also hold a digit or an address (a date, a time, the writer's address) to be taken as a header.
 REPLY_HEADERS: dict[str, tuple[str, ...]] = {
-    "en": (r"^On\s.*[\s>)]wrote", r"[\s>)]wrote(?:\s.{0,120})?"),
+    "en": (r"^On\s.*[\s>)](?:wrote|sent)", r"[\s>)]wrote(?:\s.{0,120})?"),
     "de": (r"^Am\s.*[\s>)]schrieb(?:\s.{0,200})?", r"[\s>)]schrieb(?:\s.{0,200})?"),
     "fr": (r"^Le\s.*[\s>)]a\s+écrit", r"[\s>)]a\s+écrit"),
     "es": (r"^El\s.*[\s>)]escribió", r"[\s>)]escribió"),
@@ -58,14 +58,17 @@ ADDRESS_HEADER = _compile(r"\d.*[\s<(\[\"]" + _ADDRESS + r"[>)\]\"]*" + _END)
 
 # Outlook's separators, as a whole line: "-----Original Message-----" in the client's language.
 _SEPARATOR_WORDS = (
-    "Original Message", "Original message", "Ursprüngliche Nachricht", "Original-Nachricht",
+    "Original Message", "Original message", "Reply Message", "Ursprüngliche Nachricht", "Original-Nachricht",
+    "Antwort Nachricht",
     "Message d'origine", "Message d’origine", "Mensaje original", "Messaggio originale",
     "Oorspronkelijk bericht", "Origineel bericht", "Mensagem original", "Mensagem Original",
     "Wiadomość oryginalna", "Oryginalna wiadomość", "Ursprungligt meddelande", "Původní zpráva",
     "Původní e-mail", "Исходное сообщение", "Оригинальное сообщение", "元のメッセージ", "原始邮件",
     "原始郵件", "原始消息", "Oprindelig meddelelse", "Opprinnelig melding", "Alkuperäinen viesti",
 )
-SEPARATOR = _compile(r"^\s*-{2,}\s*(?:" + "|".join(re2.escape(w) for w in _SEPARATOR_WORDS) + r")\s*-{2,}\s*$")
+SEPARATOR = _compile(
+    r"^\s*-{2,}\s*(?:(?:" + "|".join(re2.escape(w) for w in _SEPARATOR_WORDS) + r")|.{1,120}\swrote)\s*-{2,}\s*$"
+)  # "---- John Smith wrote ----" is how older Android mail writes its header
 UNDERSCORE_LINE = _compile(r"^\s*(?:_{10,}|-{10,})\s*$")  # Outlook's rule above a header block
 # Any "----- Words -----" title line: dropped when it is the last thing above the history.
 DASHED_TITLE = _compile(r"^\s*-{3,}\s*\S.{0,60}?\s*-{3,}\s*$")
