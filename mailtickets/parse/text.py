@@ -14,8 +14,11 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def sanitise_html(html: str) -> str:
-    """HTML that is safe to show: scripts, event handlers, styles and remote tricks removed by nh3."""
-    return nh3.clean(html)
+    """HTML that is safe to show: scripts, event handlers, styles and remote tricks removed by nh3.
+
+    `cid:` URLs (inline images, parts of the message) are kept; remote ones are dropped when stored.
+    """
+    return nh3.clean(html, url_schemes=set(nh3.ALLOWED_URL_SCHEMES) | {"cid"})
 
 
 def clean_header_text(value: str, fallback_charset: str | None = None) -> str:
