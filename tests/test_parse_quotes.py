@@ -6,6 +6,8 @@ shapes (100,000 blank lines, quotes 100,000 deep, endless header look-alikes) ge
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailtickets.parse.quotes import is_forward_subject, reply_text, strip_quoted
 
@@ -94,3 +96,24 @@ HOSTILE = [
 @pytest.mark.parametrize(("text", "new"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_hostile_shapes(text: str, new: str) -> None:
     assert strip_quoted(text) == new
+
+
+# Any line of letters, digits, spaces and punctuation, but none that starts or ends a marker: a quote mark,
+# a colon (headers end with one), dashes and underscores (separators), and "<" or "(" (a line ending in one
+# right above a header is taken as the header's first, wrapped line).
+_SENDER_LINE = st.text(
+    alphabet=st.characters(categories=("L", "N", "Zs", "P"), exclude_characters=">:\uff1a-_(<"), max_size=60
+)
+
+
+@given(
+    above=st.lists(_SENDER_LINE, max_size=4),
+    between=st.lists(_SENDER_LINE, max_size=4),
+    below=st.lists(_SENDER_LINE, max_size=4),
+)
+def test_no_line_above_between_or_below_quotes_is_lost(above: list[str], between: list[str], below: list[str]) -> None:
+    text = "\n".join([*above, GMAIL, "> quoted one", *between, "> quoted two", "", *below])
+    kept = strip_quoted(text).splitlines()
+    for line in [*above, *between, *below]:
+        if line.strip():
+            assert line.rstrip() in kept

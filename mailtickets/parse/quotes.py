@@ -125,8 +125,9 @@ def _reply_header_end(lines: Sequence[str], index: int) -> int | None:
 
 
 def _unfinished_date_line(line: str) -> bool:
+    """A line a client broke inside a header: it holds a date or time and ends inside an address ("<")."""
     line = line.strip()
-    return any(ch.isdigit() for ch in line) and line[-1:] not in (".", "!", "?")
+    return line[-1:] in ("<", "(") and any(ch.isdigit() for ch in line)
 
 
 def _header_end_from(lines: Sequence[str], index: int, most_lines: int) -> int | None:
