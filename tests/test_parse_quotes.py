@@ -47,6 +47,8 @@ SHAPES = [
     ("CRLF line ends", "Fixed.\r\n\r\n> old\r\n", "Fixed."),
     ("a greeting right above the header", "Hi,\nOn Tue, 2011-03-01 at 18:02 +0530, Abhishek Kona wrote:\n> q\n"
      "answer\n", "Hi,\nanswer"),
+    ("a line starting with 'On' right above the header", "On it now\nOn Mon, 4 Mar 2024 at 09:15, Helpdesk "
+     "<support@helpdesk.example> wrote:\n> q\n", "On it now"),
     ("'wrote:' right after the address", ":+1:\n\nOn Tue, Sep 25, 2012 at 8:59 AM, Chris\n<n@github.example>wrote:\n"
      "> old\n", ":+1:"),
     ("a line of dashes above the header block", "Reply.\n\n ------------------------------\n\n*From:* Team\n"

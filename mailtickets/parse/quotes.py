@@ -111,17 +111,21 @@ def _reply_header_end(lines: Sequence[str], index: int) -> int | None:
     """The index after a reply header beginning at `index`, or None when none begins there.
 
     A header the client wrapped spans up to three lines. When its last lines alone are a header, it begins
-    there ("Hi," above "On … wrote:" is the sender's) unless the whole begins like one ("On …") or its
-    first line is an unfinished date line ("02.04.2012 14:20 пользователь "Bob" <").
+    there ("Hi," above "On … wrote:" is the sender's) unless only the whole begins like one ("On …" on
+    the first line) or its first line is an unfinished date line ("02.04.2012 14:20 пользователь "Bob" <").
     """
     end = _header_end_from(lines, index, _HEADER_LINES)
-    if end is None or end == index + 1:
+    if end is None or end == index + 1 or _header_end_from(lines, index + 1, end - index - 1) != end:
         return end
-    if REPLY_HEADER_START.search(" ".join(line.strip() for line in lines[index:end])):
+    if _begins_like_a_header(lines[index + 1 : end]):
+        return None
+    if _begins_like_a_header(lines[index:end]) or _unfinished_date_line(lines[index]):
         return end
-    if _unfinished_date_line(lines[index]):
-        return end
-    return None if _header_end_from(lines, index + 1, end - index - 1) == end else end
+    return None
+
+
+def _begins_like_a_header(lines: Sequence[str]) -> bool:
+    return bool(REPLY_HEADER_START.search(" ".join(line.strip() for line in lines)))
 
 
 def _unfinished_date_line(line: str) -> bool:
