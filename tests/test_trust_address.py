@@ -84,3 +84,14 @@ def test_encoded_names_with_commas_and_brackets_stay_whole(name: str, charset: s
     encoded = Header(name, codec).encode()
     parsed = parse_message(_mail(f"{encoded} <person@client.example>"))
     assert (parsed.sender, parsed.sender_name, parsed.sender_ambiguity) == ("person@client.example", name, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["(" * 3000 + ")" * 3000 + " <a@x.example>", "(a)" * 5000 + " <a@x.example>", '"a",' * 5000, "<" * 3000],
+    ids=["nested-comments", "many-comments", "many-quoted", "brackets"],
+)
+def test_hostile_from_headers_give_an_answer_quickly(value: str) -> None:
+    found = parse_from([value])  # no exception; the cut keeps the stdlib parser's quadratic cost small
+    assert found.address in (None, "a@x.example")
+    assert found.ambiguity is None or "cut" in found.ambiguity
