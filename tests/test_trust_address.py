@@ -88,8 +88,16 @@ def test_encoded_names_with_commas_and_brackets_stay_whole(name: str, charset: s
 
 @pytest.mark.parametrize(
     "value",
-    ["(" * 3000 + ")" * 3000 + " <a@x.example>", "(a)" * 5000 + " <a@x.example>", '"a",' * 5000, "<" * 3000],
-    ids=["nested-comments", "many-comments", "many-quoted", "brackets"],
+    [
+        "(" * 3000 + ")" * 3000 + " <a@x.example>",
+        "(a)" * 5000 + " <a@x.example>",
+        '"a",' * 5000,
+        "<" * 3000,
+        " .)",  # these three made the stdlib parser raise TypeError, AttributeError, UnboundLocalError
+        "\udcff@[",
+        "?=\r\n é@[ ",
+    ],
+    ids=["nested-comments", "many-comments", "many-quoted", "brackets", "type-error", "attribute-error", "unbound"],
 )
 def test_hostile_from_headers_give_an_answer_quickly(value: str) -> None:
     found = parse_from([value])  # no exception; the cut keeps the stdlib parser's quadratic cost small

@@ -64,7 +64,10 @@ def _mailboxes(value: str) -> list[tuple[str, str]]:
     """(raw display name, lower-cased addr-spec) of each mailbox, groups flattened, unusable ones skipped."""
     try:
         address_list, _rest = rfc5322.get_address_list(value)
-    except (HeaderParseError, IndexError, ValueError, RecursionError):  # RecursionError: nested comments
+    # Besides its own errors, the stdlib parser trips over some malformed input with TypeError,
+    # AttributeError or UnboundLocalError (a NameError), and over nested comments with RecursionError.
+    # Such a From holds no usable mailbox: the message is quarantined for lack of one.
+    except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError, NameError, RecursionError):
         return []
     found = []
     for mailbox in address_list.all_mailboxes:
