@@ -7,8 +7,12 @@ told otherwise, so that the message goes as deep into the pipeline as any real m
 from __future__ import annotations
 
 import base64
+import time
 from email.message import EmailMessage
 from email.policy import SMTP
+
+from mailtickets.parse.limits import ParseLimits
+from mailtickets.pipeline.parse_worker import ParseOutcome, parse_outcome
 
 FROM = "Alice Able <alice@acme.example>"
 HEAD = f"From: {FROM}\r\nTo: support@helpdesk.example\r\nDate: Mon, 5 Jan 2026 09:00:00 +0000\r\n"
@@ -124,3 +128,18 @@ def big_attachment(size: int) -> bytes:
     msg.set_content("see attached")
     msg.add_attachment(b"\xa5" * size, maintype="application", subtype="octet-stream", filename="big.bin")
     return msg.as_bytes(policy=SMTP)
+
+
+SLOW_MARK = b"X-Test-Slow-Parse: yes"
+
+
+def slow_poison(message_id: str = "slow@acme.example") -> bytes:
+    """A mail the faked slow parser below never finishes: a stand-in for any shape too costly to parse."""
+    return SLOW_MARK + b"\r\n" + raw_header_mail(b"slow", b"alice@acme.example", message_id)
+
+
+def slow_parse_faked(raw: bytes, limits: ParseLimits) -> ParseOutcome:
+    """The real parse, except that a mail marked with SLOW_MARK hangs (runs in the worker process)."""
+    if raw.startswith(SLOW_MARK):
+        time.sleep(3600)
+    return parse_outcome(raw, limits)

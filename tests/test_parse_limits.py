@@ -8,14 +8,12 @@ import logging
 from mailtickets.parse.limits import (
     CUT_MARKER,
     MAX_NESTING,
-    QUOTE_INPUT_MAX_LINES,
     ParseLimits,
     bound_raw,
     counted_warnings,
     cut_text,
     limit_attachments,
     prune_parts,
-    quote_input,
 )
 from mailtickets.parse.message import ParsedAttachment
 from mailtickets.parse.parser import parse_message
@@ -57,12 +55,6 @@ def test_attachments_over_either_limit_are_listed_with_the_reason() -> None:
         "attachment big.bin (11 bytes) left out: over max_attachment_bytes (10)",
         "attachment f3.txt left out: over max_attachments (3)",
     ]
-
-
-def test_quote_stripping_reads_only_the_head_of_a_reply() -> None:
-    text = "new\n" + "\n" * 50_000 + "> old\n"
-    head = quote_input(text)
-    assert head.startswith("new\n") and head.count("\n") == QUOTE_INPUT_MAX_LINES - 1
 
 
 def test_library_warnings_become_one_counted_note() -> None:

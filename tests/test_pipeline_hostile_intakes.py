@@ -23,6 +23,7 @@ from mailtickets.ingest.leases import Leases
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import InboundMail, Outcome, Ticket
 from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.pipeline.parse_worker import ParseWorkers, limits_from
 from tests import hostile_mail
 from tests.builders import make_message
 from tests.test_ingest_lmtp import deliver, lmtp_server
@@ -40,7 +41,14 @@ async def world(sqlite_store: Store) -> AsyncIterator[tuple[Store, Pipeline]]:
     sqlite_store.settings = sqlite_store.settings.model_copy(
         update={"parse_timeout_seconds": PARSE_TIMEOUT, "parse_workers": 1}
     )
-    pipeline = Pipeline(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock)
+    parser = ParseWorkers(
+        limits_from(sqlite_store.settings),
+        timeout=PARSE_TIMEOUT,
+        memory_limit=sqlite_store.settings.parse_memory_limit_bytes,
+        size=1,
+        parse=hostile_mail.slow_parse_faked,
+    )
+    pipeline = Pipeline(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock, parser=parser)
     yield sqlite_store, pipeline
     await pipeline.close()
 
@@ -50,25 +58,27 @@ async def _tickets(store: Store) -> int:
         return int(await session.scalar(select(func.count()).select_from(Ticket)) or 0)
 
 
-def test_the_pipe_exits_0_with_the_outcome_of_a_poison_mail(sqlite_store: Store, tmp_path: Path) -> None:
+def test_the_pipe_exits_0_with_the_outcome_of_a_mail_over_the_memory_limit(sqlite_store: Store, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "MAILTICKETS_DATABASE_URL": sqlite_store.settings.database_url,
         "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
-        "MAILTICKETS_PARSE_TIMEOUT_SECONDS": str(PARSE_TIMEOUT),
+        "MAILTICKETS_PARSE_MEMORY_LIMIT_BYTES": str(250 * 1024 * 1024),
+        "MAILTICKETS_PARSE_TIMEOUT_SECONDS": "120",
     }
     command = [str(Path(sys.executable).with_name("mailtickets")), "ingest", "--json"]
-    done = subprocess.run(command, input=hostile_mail.nested_lists(20_000), env=env, capture_output=True, timeout=120)
+    raw = hostile_mail.big_attachment(17 * 1024 * 1024)
+    done = subprocess.run(command, input=raw, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     printed = json.loads(done.stdout.decode().splitlines()[-1])
     assert printed["outcome"] == "quarantined"
-    assert printed["reason"] == f"parsing took longer than parse_timeout_seconds ({PARSE_TIMEOUT:g} s)"
+    assert "parse_memory_limit_bytes" in printed["reason"]
 
 
-async def test_lmtp_answers_250_for_mail_over_the_parse_time_limit(world: tuple[Store, Pipeline]) -> None:
+async def test_lmtp_answers_250_for_mail_over_the_parse_time_limit_faked(world: tuple[Store, Pipeline]) -> None:
     _store, pipeline = world
     async with lmtp_server(pipeline, max_bytes=30_000_000) as port:
-        code, text = await asyncio.to_thread(deliver, port, hostile_mail.nested_lists(20_000))
+        code, text = await asyncio.to_thread(deliver, port, hostile_mail.slow_poison())
         assert (code, text) == (250, b"2.0.0 quarantined")
         code, text = await asyncio.to_thread(deliver, port, make_message(message_id="<after@acme.example>"))
         assert (code, text) == (250, b"2.0.0 created TCK-4")
@@ -108,13 +118,13 @@ async def test_lmtp_processes_at_most_max_concurrent_deliveries_at_once() -> Non
     assert counting.most == 2
 
 
-async def test_a_poison_mail_in_the_inbox_does_not_hold_up_the_next_one(
+async def test_a_poison_mail_in_the_inbox_does_not_hold_up_the_next_one_faked(
     imap_server: ImapServer, world: tuple[Store, Pipeline]
 ) -> None:
     store, pipeline = world
     mailbox = imap_server.mailbox()
     await asyncio.to_thread(imap_server.create, mailbox.folder)
-    await imap_server.a_append(mailbox.folder, hostile_mail.nested_lists(20_000), make_message(message_id="<n@a>"))
+    await imap_server.a_append(mailbox.folder, hostile_mail.slow_poison(), make_message(message_id="<n@a>"))
     stop = asyncio.Event()
     leases = Leases(store.sessions, SystemClock(), owner="test", seconds=3)
     listener = MailboxListener(

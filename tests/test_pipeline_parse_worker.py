@@ -19,7 +19,9 @@ MAX_LOOP_STALL_SECONDS = 0.1
 
 @pytest.fixture
 async def workers() -> AsyncIterator[ParseWorkers]:
-    pool = ParseWorkers(ParseLimits(), timeout=1.5, memory_limit=512 * 1024 * 1024, size=1)
+    pool = ParseWorkers(
+        ParseLimits(), timeout=1.5, memory_limit=512 * 1024 * 1024, size=1, parse=hostile_mail.slow_parse_faked
+    )
     yield pool
     await pool.close()
 
@@ -31,10 +33,10 @@ async def test_a_message_is_parsed_in_another_process(workers: ParseWorkers) -> 
     assert worker.process.pid is not None and worker.alive()
 
 
-async def test_a_worker_past_the_time_limit_is_killed_and_replaced(workers: ParseWorkers) -> None:
+async def test_a_worker_past_the_time_limit_is_killed_and_replaced_faked(workers: ParseWorkers) -> None:
     await workers.parse(make_message())
     (before,) = workers._workers
-    outcome = await workers.parse(hostile_mail.nested_lists(20_000))
+    outcome = await workers.parse(hostile_mail.slow_poison())
     assert outcome == ParseFailure("parsing took longer than parse_timeout_seconds (1.5 s)")
     assert not before.alive()
     (after,) = workers._workers
@@ -63,7 +65,8 @@ async def test_the_loop_never_stalls_while_hostile_mail_is_parsed(workers: Parse
 
     await workers.parse(make_message())  # started: the probe measures the parsing, not the fork
     ticking = asyncio.create_task(probe())
-    for raw in (hostile_mail.nested_lists(), hostile_mail.blank_line_reply(), hostile_mail.many_parts(10_000)):
+    hostile = (hostile_mail.nested_lists(), hostile_mail.slow_poison(), hostile_mail.many_parts(10_000))
+    for raw in (*hostile, hostile_mail.blank_line_reply(), hostile_mail.big_attachment(10_000_000)):
         await workers.parse(raw)
     stop.set()
     await ticking

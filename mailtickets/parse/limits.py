@@ -20,8 +20,6 @@ from email.message import Message
 from mailtickets.parse.message import ParsedAttachment
 
 MAX_NESTING = 40  # MIME parts nested deeper are left out: nobody's mail client nests that deep
-QUOTE_INPUT_MAX_LINES = 1000  # quote stripping reads the head of a reply: what the client wrote is on top
-QUOTE_INPUT_MAX_CHARS = 100_000
 CUT_MARKER = "\n[… cut: longer than {limit} characters]"
 _BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*"?([^"\r\n;]{1,70})', re.IGNORECASE)
 _MAX_BOUNDARIES = 1000  # distinct boundaries looked for when bounding the raw message
@@ -41,13 +39,6 @@ def cut_text(text: str, limit: int) -> str:
         return text
     marker = CUT_MARKER.format(limit=limit)
     return text[: max(limit - len(marker), 0)] + marker[: max(limit, 0)]
-
-
-def quote_input(text: str) -> str:
-    """The part of a reply that quote stripping reads: its first lines, bounded in lines and characters."""
-    head = text[:QUOTE_INPUT_MAX_CHARS]
-    lines = head.split("\n", QUOTE_INPUT_MAX_LINES)
-    return "\n".join(lines[:QUOTE_INPUT_MAX_LINES])
 
 
 def bound_raw(raw: bytes, max_parts: int) -> tuple[bytes, int]:

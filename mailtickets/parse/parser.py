@@ -6,31 +6,21 @@ pipeline can always give a message an outcome.
 
 from __future__ import annotations
 
-import binascii
-import contextlib
 import email
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.errors import MessageError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
 
 from mailtickets.parse.attachments import collect_attachments
-from mailtickets.parse.limits import (
-    ParseLimits,
-    bound_raw,
-    counted_warnings,
-    cut_text,
-    limit_attachments,
-    prune_parts,
-    quote_input,
-)
+from mailtickets.parse.html_text import bounded_html
+from mailtickets.parse.limits import ParseLimits, bound_raw, counted_warnings, cut_text, limit_attachments, prune_parts
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
-from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html, strip_quoted
+from mailtickets.parse.quotes import reply_text
+from mailtickets.parse.text import clean_header_text, decode_bytes, decode_encoded_words, html_to_text, sanitise_html
 from mailtickets.trust.address import parse_from
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
@@ -60,12 +50,13 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     mailbox = parse_from(raw_from, lambda name: _decode_header_value(name, charset)[:MAX_HEADER_VALUE])
     if mailbox.ambiguity:
         defects.append(f"From: {mailbox.ambiguity}")
+    subject = headers.get("subject", ("",))[0]
     return ParsedMessage(
         message_id=_message_id(headers.get("message-id", ())),
         sender=mailbox.address,
         sender_name=mailbox.name,
         sender_ambiguity=mailbox.ambiguity,
-        subject=headers.get("subject", ("",))[0],
+        subject=subject,
         to=_addresses(headers.get("to", ())),
         cc=_addresses(headers.get("cc", ())),
         delivered_to=_addresses(headers.get("delivered-to", ()) + headers.get("x-original-to", ())),
@@ -80,7 +71,7 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
         html=html,
         attachments=tuple(attachments),
         defects=tuple(defects),
-        new_text=strip_quoted(quote_input(text)),
+        new_text=reply_text(text, subject),
         left_out=tuple(left_out),
     )
 
@@ -121,10 +112,7 @@ def _decode_header_value(value: object, fallback_charset: str | None) -> str:
     text = str(value)
     if not text.isascii():  # raw 8-bit (undeclared charset) or already Unicode: no encoded words to decode
         return clean_header_text(text, fallback_charset)
-    # An unknown charset or a broken encoded word: keep the raw text.
-    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error, MessageError):
-        text = str(make_header(decode_header(text)))
-    return clean_header_text(text)
+    return clean_header_text(decode_encoded_words(text))
 
 
 def _defect_text(defect: object) -> str:
@@ -192,11 +180,13 @@ def _body(message: Message, max_chars: int, left_out: list[str]) -> tuple[str, s
             defects.append(f"{part.get_content_type()}: {note}")
         (html if part.get_content_subtype() == "html" else plain).append(text)
     joined = "\n".join(html)
-    sanitised = sanitise_html(cut_text(joined, max_chars)) if html else None
+    bounded = cut_text(joined, max_chars)
+    sanitised = sanitise_html(bounded_html(bounded)) if html else None
     if plain:
         text = "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n")
     else:
-        text = html_to_text(sanitised) if sanitised else ""
+        # Text comes from the HTML as sent (the renderer keeps no markup): Outlook's line classes count.
+        text = html_to_text(bounded) if html else ""
     if len(text) > max_chars or len(joined) > max_chars:
         left_out.append(f"body cut at {max_chars} characters: over max_text_chars")
     return cut_text(text, max_chars), sanitised, defects

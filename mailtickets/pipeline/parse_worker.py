@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -90,7 +91,10 @@ class InProcessParser:
         return None
 
 
-def _serve(connection: Connection, limits: ParseLimits, memory_limit: int) -> None:
+ParseFunction = Callable[[bytes, ParseLimits], ParseOutcome]  # module-level, so that a worker can import it
+
+
+def _serve(connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
     """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     stopping = _StopAfterTheMessageInHand()
@@ -101,7 +105,7 @@ def _serve(connection: Connection, limits: ParseLimits, memory_limit: int) -> No
         except (EOFError, OSError):
             return
         stopping.busy = True
-        outcome = parse_outcome(raw, limits)
+        outcome = parse(raw, limits)
         try:
             connection.send(outcome)
         except MemoryError:
@@ -131,11 +135,11 @@ class _StopAfterTheMessageInHand:
 class _Worker:
     """One worker process and our end of its pipe. Its methods block: they run on the pool's threads."""
 
-    def __init__(self, context: BaseContext, limits: ParseLimits, memory_limit: int) -> None:
+    def __init__(self, context: BaseContext, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
         ours, theirs = context.Pipe()
         self.connection = ours
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(theirs, limits, memory_limit), daemon=True, name="mailtickets-parse"
+            target=_serve, args=(theirs, limits, memory_limit, parse), daemon=True, name="mailtickets-parse"
         )
         self.process.start()
         theirs.close()
@@ -169,8 +173,17 @@ def _stop_all(workers: list[_Worker]) -> None:
 class ParseWorkers:
     """A small pool of parse worker processes, each started when first needed."""
 
-    def __init__(self, limits: ParseLimits, *, timeout: float, memory_limit: int, size: int = 2) -> None:
+    def __init__(
+        self,
+        limits: ParseLimits,
+        *,
+        timeout: float,
+        memory_limit: int,
+        size: int = 2,
+        parse: ParseFunction = parse_outcome,  # tests put a slow one here to exercise the time limit
+    ) -> None:
         self.limits = limits
+        self._parse = parse
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.size = max(1, size)
@@ -217,7 +230,9 @@ class ParseWorkers:
 
     async def _new_worker(self) -> _Worker:
         loop = asyncio.get_running_loop()
-        worker = await loop.run_in_executor(self._threads, _Worker, self._context, self.limits, self.memory_limit)
+        worker = await loop.run_in_executor(
+            self._threads, _Worker, self._context, self.limits, self.memory_limit, self._parse
+        )
         self._workers.append(worker)
         return worker
 
