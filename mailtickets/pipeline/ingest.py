@@ -8,6 +8,7 @@ the same message arriving again (another mailbox, a retry after a crash) is a `d
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,11 +29,19 @@ from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
-from mailtickets.storage import FileStore
+from mailtickets.storage import FileStore, UnwrittenFileStore
 
 log = logging.getLogger(__name__)
 
 INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which then sees its row
+
+
+@dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """What ingest would do with a message now, and the message as parsed (None: it cannot be)."""
+
+    result: IngestResult
+    parsed: ParsedMessage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,21 @@ class Pipeline:
         result = await self._in_transaction(work)
         self._log(result, received)
         return result
+
+    async def rehearse(self, raw: bytes, source: str) -> Rehearsal:
+        """The dry run: `ingest`'s own decision code on a transaction that is rolled back, with file
+        stores that write nothing, so the outcome it reports is the one ingest would give."""
+        received = Received(raw, source, hashlib.sha256(raw).hexdigest())
+        parsed, problem = self._parse(raw)
+        rehearsal = copy.copy(self)
+        rehearsal.files = UnwrittenFileStore(self.files.root)
+        rehearsal.raw_store = UnwrittenFileStore(self.raw_store.root)
+        async with self.sessions() as session:
+            try:
+                result = await rehearsal._process(session, received, parsed, problem, look_up_first=True)
+            finally:
+                await session.rollback()
+        return Rehearsal(result, parsed)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -213,7 +237,7 @@ async def held_message(session: AsyncSession, inbound_id: int) -> InboundMail:
     return held
 
 
-__all__ = ["Pipeline", "dedupe_key", "facts_for", "held_message"]
+__all__ = ["Pipeline", "Rehearsal", "dedupe_key", "facts_for", "held_message"]
 
 
 def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
