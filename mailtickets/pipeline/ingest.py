@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -187,17 +188,25 @@ class Pipeline:
                 f"already processed as {existing.outcome.value}",
                 parsed.message_id if parsed else None,
             )
+        matched: list[str] = []
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, matched)
             decision = await decide(context, await self.rules.active_rules(session))
-        return await self._commit_decision(session, received, parsed, key, decision)
+        return await self._commit_decision(session, received, parsed, key, decision, matched)
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        matched_rules: list[str] | None = None,
     ) -> IngestResult:
         record = self._record(received, parsed, key, decision)
+        record.matched_rules = matched_rules or None
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
@@ -222,6 +231,7 @@ class Pipeline:
             reason=decision.reason,
             ticket_id=decision.ticket.id if decision.ticket else None,
             raw_stored=keep_raw,
+            headers=header_block(received.raw),
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
         )
@@ -245,3 +255,15 @@ def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
     if parsed is None or parsed.message_id is None:
         return f"sha256:{sha256}"
     return f"mid:{parsed.message_id}|{parsed.sender or ''}"[:1100]
+
+
+MAX_TRACE_HEADER_CHARS = 16_000
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def header_block(raw: bytes) -> str:
+    """The header section as received, for the console's trace (bounded; shown as text, never as HTML)."""
+    window = raw[: MAX_TRACE_HEADER_CHARS * 4]
+    blank = _BLANK_LINE.search(window)
+    head = window[: blank.start()] if blank else window
+    return head.decode("utf-8", "replace").replace("\x00", "")[:MAX_TRACE_HEADER_CHARS]
