@@ -60,5 +60,6 @@ def needs_rehash(agent: Agent) -> bool:
     return agent.password_hash is not None and _HASHER.check_needs_rehash(agent.password_hash)
 
 
-def rehash(agent: Agent, password: str) -> None:
-    agent.password_hash = _HASHER.hash(password)
+def rehashed(current: str | None, password: str) -> str:
+    """A fresh hash with today's parameters (after a sign-in proved the password)."""
+    return _HASHER.hash(password) if current is None or _HASHER.check_needs_rehash(current) else current
