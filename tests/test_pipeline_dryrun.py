@@ -55,12 +55,12 @@ async def test_dry_run_of_mail_already_ingested_says_duplicate(sqlite_store: Sto
     assert report["result"]["ticket"] == first.ticket
 
 
-async def test_dry_run_reports_a_rule_quarantine_and_an_unknown_sender(sqlite_store: Store) -> None:
-    async with sqlite_store.sessions() as session, session.begin():
+async def test_dry_run_reports_a_rule_quarantine_and_an_unknown_sender(store: Store) -> None:
+    async with store.sessions() as session, session.begin():
         session.add(Client(name="Acme", domains=[ClientDomain(domain="acme.example")]))
         conditions = [{"field": "subject", "op": "contains", "value": "lottery"}]
         session.add(Rule(name="scam", conditions=conditions, actions=[{"action": "quarantine", "value": "scam"}]))
-    pipeline = sqlite_store.pipeline()
+    pipeline = store.pipeline()
     held = await dry_run(pipeline, make_message(sender="bob@acme.example", subject="You won the lottery"), "api")
     assert held["result"]["outcome"] == "quarantined" and held["result"]["reason"] == "rule scam: scam"
     assert held["rules"][0]["state"] == "matched"
