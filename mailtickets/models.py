@@ -211,6 +211,7 @@ class Ticket(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("prefix", "number", name="uq_tickets_prefix_number"),
         Index("ix_tickets_status_updated", "status", "updated_at"),
+        Index("ix_tickets_status_id", "status", "id"),  # the console's list of one status, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
