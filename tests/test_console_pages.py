@@ -155,3 +155,23 @@ async def test_outbox_retry_and_cancel(admin: httpx.AsyncClient, sqlite_store: S
     async with sqlite_store.sessions() as session:
         again = await session.get_one(OutboxMail, mail.id)
     assert again.state == OutboxState.FAILED and "cancelled in the console" in (again.last_error or "")
+
+
+async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+    csrf = await page_csrf(admin, "/admin/clients/1")
+    renamed = await admin.post("/admin/clients/1", data={"csrf": csrf, "name": "Acme Corporation", "notes": "VIP"})
+    assert renamed.status_code == 303
+    clash = await admin.post("/admin/clients/1", data={"csrf": csrf, "name": "Globex"})
+    assert clash.status_code == 409
+    assert (await admin.post("/admin/clients/1/domains", data={"csrf": csrf, "domain": "ACME.org"})).status_code == 303
+    contact = {"csrf": csrf, "name": "Dora", "email": "dora@acme.org"}
+    assert (await admin.post("/admin/clients/1/contacts", data=contact)).status_code == 303
+    page = await _ok(admin, "/admin/clients/1")
+    assert "Acme Corporation" in page and "acme.org" in page and "dora@acme.org" in page and "VIP" in page
+    async with sqlite_store.sessions() as session:
+        dora = await session.scalar(select(Contact).where(Contact.email == "dora@acme.org"))
+    assert dora is not None
+    off = await admin.post(f"/admin/clients/1/contacts/{dora.id}/active", data={"csrf": csrf, "active": "false"})
+    assert off.status_code == 303
+    async with sqlite_store.sessions() as session:
+        assert (await session.get_one(Contact, dora.id)).active is False

@@ -55,6 +55,15 @@ async def client_detail(request: Request, context: Context, user: User, client_i
     return render(request, "client.html", user=user, section="clients", client=client, page=page, after=after)
 
 
+@router.post("/clients/{client_id}")
+async def edit_client(request: Request, context: Context, user: Admin, client_id: RowId) -> Response:
+    form = await form_of(request)
+    async with transaction(context.sessions) as session:
+        client = await directory.update_client(session, client_id, text(form, "name"), text(form, "notes"))
+        name = client.name
+    return redirect(f"/admin/clients/{client_id}", f"Client {name} saved.")
+
+
 @router.post("/clients/{client_id}/domains")
 async def add_domain(request: Request, context: Context, user: Admin, client_id: RowId) -> Response:
     domain = text(await form_of(request), "domain")
