@@ -175,3 +175,23 @@ async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncC
     assert off.status_code == 303
     async with sqlite_store.sessions() as session:
         assert (await session.get_one(Contact, dora.id)).active is False
+
+
+async def test_rules_move_toggle_delete_export_and_import(admin: httpx.AsyncClient) -> None:
+    csrf = await page_csrf(admin, "/admin/rules/new")
+    for name in ("first", "second"):
+        rule = {"csrf": csrf, "name": name, "enabled": "on", "a0_action": "add_tag", "a0_value": name}
+        assert (await admin.post("/admin/rules/new", data=rule)).status_code == 303
+    await admin.post("/admin/rules/second/move", data={"csrf": csrf, "direction": "up"})
+    await admin.post("/admin/rules/first/toggle", data={"csrf": csrf})
+    exported = (await admin.get("/admin/rules/export")).text
+    assert exported.index('name = "second"') < exported.index('name = "first"')
+    assert "enabled = false" in exported
+    assert (await admin.post("/admin/rules/second/delete", data={"csrf": csrf})).status_code == 303
+    assert "second" not in (await admin.get("/admin/rules/export")).text
+    files = {"file": ("rules.toml", exported.encode(), "application/toml")}
+    assert (await admin.post("/admin/rules/import", data={"csrf": csrf}, files=files)).status_code == 303
+    assert 'name = "second"' in (await admin.get("/admin/rules/export")).text
+    broken = {"file": ("rules.toml", b'[[rules]]\nname = "x"\n', "application/toml")}
+    refused = await admin.post("/admin/rules/import", data={"csrf": csrf}, files=broken)
+    assert "Import refused" in (await admin.get(refused.headers["location"])).text

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from mailtickets.api.deps import AppContext, get_context
 from mailtickets.console.auth import Admin, ConsoleUser, User
 from mailtickets.console.rule_form import errors_by_field, form_values, read_form, row_count
-from mailtickets.console.web import ConsoleRoute, redirect, render, text
+from mailtickets.console.web import ConsoleRoute, form_of, redirect, render, text
 from mailtickets.db import transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound
 from mailtickets.models import InboundMail
@@ -116,7 +116,7 @@ async def toggle(context: Context, user: Admin, name: RuleName) -> Response:
 
 @router.post("/rules/{name}/move")
 async def move(request: Request, context: Context, user: Admin, name: RuleName) -> Response:
-    step = -1 if text(await _form(request), "direction") == "up" else 1
+    step = -1 if text(await form_of(request), "direction") == "up" else 1
     async with transaction(context.sessions) as session:
         specs = list(await load_rules(session))
         index = next((i for i, s in enumerate(specs) if s.name == name), None)
@@ -148,7 +148,7 @@ async def export(context: Context, _user: User) -> Response:
 
 @router.post("/rules/import")
 async def import_rules(request: Request, context: Context, user: Admin) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     upload = form.get("file")
     content = await upload.read() if isinstance(upload, UploadFile) else text(form, "toml").encode()
     try:
@@ -159,11 +159,6 @@ async def import_rules(request: Request, context: Context, user: Admin) -> Respo
     async with transaction(context.sessions) as session:
         await replace_all_rules(session, specs, _actor(user))
     return redirect("/admin/rules", f"Imported {len(specs)} rule(s).")
-
-
-async def _form(request: Request) -> dict[str, Any]:
-    form = await request.form()
-    return {key: form.get(key) for key in form}
 
 
 @router.get("/rules/dry-run")
@@ -177,7 +172,7 @@ async def dry_run_page(request: Request, context: Context, user: User) -> HTMLRe
 @router.post("/rules/dry-run")
 async def dry_run_post(request: Request, context: Context, user: User) -> HTMLResponse:
     """The full page, or (with ?fragment=1, from the page's script) only the report, as you type."""
-    form = await _form(request)
+    form = await form_of(request)
     upload = form.get("file")
     raw = await upload.read() if isinstance(upload, UploadFile) and upload.filename else b""
     raw = raw or text(form, "eml").replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
