@@ -11,6 +11,7 @@ from conftest import Store
 from console_support import PASSWORD, csrf_of, make_agent, page_csrf, sign_in
 
 from mailtickets.api import create_app
+from mailtickets.directory.accounts import set_password
 from mailtickets.models import AgentRole
 
 
@@ -106,3 +107,17 @@ async def test_next_never_leaves_the_console(client: httpx.AsyncClient) -> None:
     form = await client.get("/admin/login", params={"next": "//evil.example/x"})
     data = {"csrf": csrf_of(form.text), "email": "ann@support.example", "password": PASSWORD, "next": "//evil.example"}
     assert (await client.post("/admin/login", data=data)).headers["location"] == "/admin/trace"
+
+
+async def test_a_new_password_ends_the_sessions_and_no_password_is_logged(
+    sqlite_store: Store, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    await sign_in(client, "ann@support.example")
+    await sign_in(client, "bo@support.example", "my secret guess")
+    assert (await client.get("/admin/trace")).status_code == 200
+    async with sqlite_store.sessions() as session, session.begin():
+        await set_password(session, "ann@support.example", "a brand new password")
+    assert (await client.get("/admin/trace")).status_code == 303
+    assert "console sign-in: ann@support.example" in caplog.text and "sign-in failed" in caplog.text
+    assert PASSWORD not in caplog.text and "my secret guess" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from mailtickets.console.auth import (
 )
 from mailtickets.console.web import ConsoleRoute, form_of, redirect, render, text
 
+log = logging.getLogger(__name__)
 router = APIRouter(route_class=ConsoleRoute)
 Context = Annotated[AppContext, Depends(get_context)]
 
@@ -67,12 +69,15 @@ async def login(request: Request, context: Context) -> Response:
     if wait is not None:
         minutes = max(1, round(wait.total_seconds() / 60))
         error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        log.warning("console sign-in refused for %r from %s: rate limited", email[:100], address)
         return _login_page(request, context, 429, error)
     signed = await sign_in(context, email, password)
     if signed is None:
         limiter.failed(address, email)
+        log.warning("console sign-in failed for %r from %s", email[:100], address)
         return _login_page(request, context, 401, "Wrong email address or password.")
     limiter.succeeded(email)
+    log.info("console sign-in: %s from %s", email, address)
     token, _user = signed
     response = redirect(_safe_next(text(form, "next")))
     response.set_cookie(

@@ -6,11 +6,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.directory.agents import find_agent_by_email
 from mailtickets.errors import InvalidInput, NotFound
-from mailtickets.models import Agent, AgentRole
+from mailtickets.models import Agent, AgentRole, ConsoleSession
 
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work an attacker can ask for
@@ -44,6 +45,8 @@ async def set_password(session: AsyncSession, email: str, password: str) -> Agen
     if agent is None:
         raise NotFound(f"no agent {email}")
     agent.password_hash = _HASHER.hash(password)
+    # A new password ends every console session of the agent: the old one may be why it changed.
+    await session.execute(delete(ConsoleSession).where(ConsoleSession.agent_id == agent.id))
     return agent
 
 
