@@ -3,6 +3,7 @@ API, and whatever a sender wrote is shown as text (escaped), never as markup."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -195,3 +196,25 @@ async def test_rules_move_toggle_delete_export_and_import(admin: httpx.AsyncClie
     broken = {"file": ("rules.toml", b'[[rules]]\nname = "x"\n', "application/toml")}
     refused = await admin.post("/admin/rules/import", data={"csrf": csrf}, files=broken)
     assert "Import refused" in (await admin.get(refused.headers["location"])).text
+
+
+async def test_attachment_download_merge_and_close(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+    raw = (FIXTURES / "apple-mail-new-inline-pdf.eml").read_bytes()
+    result = await sqlite_store.pipeline().ingest(raw, "support")
+    page = await _ok(admin, f"/admin/tickets/{result.ticket}")
+    found = re.search(r'href="(/admin/tickets/[^"]+/attachments/\d+)"', page)
+    assert found is not None, "the thread links its attachment"
+    download = await admin.get(found.group(1))
+    assert download.status_code == 200 and download.content.startswith(b"%PDF")
+    assert (
+        download.headers["content-type"] == "application/octet-stream"
+        and "attachment;" in (download.headers["content-disposition"])
+    )
+    csrf = await page_csrf(admin, "/admin/tickets/TCK-1")
+    merged = await admin.post(f"/admin/tickets/{result.ticket}/merge", data={"csrf": csrf, "into": "TCK-1"})
+    assert merged.status_code == 303 and merged.headers["location"] == "/admin/tickets/TCK-1"
+    assert "Rechnung" in await _ok(admin, "/admin/tickets/TCK-1"), "the merged messages moved"
+    assert (await admin.post("/admin/tickets/TCK-1/close", data={"csrf": csrf})).status_code == 303
+    assert "<option selected>closed</option>" in await _ok(admin, "/admin/tickets/TCK-1")
+    again = await admin.post("/admin/tickets/TCK-1/close", data={"csrf": csrf})
+    assert again.status_code == 409 and "already closed" in again.text
