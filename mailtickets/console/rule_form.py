@@ -35,14 +35,15 @@ def _value(field: str, op: str, raw: str) -> Any:
     return raw
 
 
-def _rows(form: Mapping[str, Any], prefix: str, keys: Sequence[str]) -> list[int]:
-    indexes = {int(k[1:].partition("_")[0]) for k in form if k.startswith(prefix) and k[1:].partition("_")[0].isdigit()}
-    return sorted(i for i in indexes if str(form.get(f"{prefix}{i}_{keys[0]}", "")).strip())
+def _rows(form: Mapping[str, Any], prefix: str, key: str) -> list[int]:
+    """The rows filled in: those whose first field (`key`) is not empty; empty rows are ignored."""
+    indexes = {i for i in (_row(k) for k in form if k.startswith(prefix)) if i is not None}
+    return sorted(i for i in indexes if str(form.get(f"{prefix}{i}_{key}", "")).strip())
 
 
 def read_form(form: Mapping[str, Any]) -> RuleForm:
     values = {key: value for key, value in form.items() if isinstance(value, str) and key != "csrf"}
-    conditions, condition_rows = [], _rows(form, "c", ("field",))
+    conditions, condition_rows = [], _rows(form, "c", "field")
     for i in condition_rows:
         field, op = values[f"c{i}_field"].strip(), values.get(f"c{i}_op", "contains")
         condition: dict[str, Any] = {"field": field, "value": _value(field, op, values.get(f"c{i}_value", ""))}
@@ -51,7 +52,7 @@ def read_form(form: Mapping[str, Any]) -> RuleForm:
         if _flag(form, f"c{i}_not"):
             condition["not"] = True
         conditions.append(condition)
-    actions, action_rows = [], _rows(form, "a", ("action",))
+    actions, action_rows = [], _rows(form, "a", "action")
     for i in action_rows:
         action: dict[str, Any] = {"action": values[f"a{i}_action"]}
         if values.get(f"a{i}_value", "").strip():
@@ -102,5 +103,13 @@ def form_values(spec: RuleSpec | None) -> dict[str, str]:
 
 
 def row_count(values: Mapping[str, str], prefix: str) -> int:
-    used = [int(k[1:].partition("_")[0]) for k in values if k.startswith(prefix) and k[1:].partition("_")[0].isdigit()]
-    return (max(used) + 1 if used else 0) + BLANK_ROWS
+    """Rows to show: up to the last one filled in (c: a field, a: an action), then BLANK_ROWS empty ones."""
+    key = "field" if prefix == "c" else "action"
+    used = [_row(k) for k, v in values.items() if k.startswith(prefix) and k.endswith(f"_{key}") and v.strip()]
+    filled = [i for i in used if i is not None]
+    return (max(filled) + 1 if filled else 0) + BLANK_ROWS
+
+
+def _row(key: str) -> int | None:
+    number = key[1:].partition("_")[0]
+    return int(number) if number.isdigit() else None
