@@ -22,10 +22,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 
 
 @pytest.fixture
-async def admin(sqlite_store: Store) -> AsyncIterator[httpx.AsyncClient]:
-    await build_world(sqlite_store.sessions, sqlite_store.clock)
-    await make_agent(sqlite_store, "ann@support.example", AgentRole.ADMIN)
-    app = create_app(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock)
+async def admin(store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    await build_world(store.sessions, store.clock)
+    await make_agent(store, "ann@support.example", AgentRole.ADMIN)
+    app = create_app(store.settings, store.sessions, store.clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         await sign_in(http, "ann@support.example")
         yield http
@@ -37,8 +37,8 @@ async def _ok(client: httpx.AsyncClient, path: str) -> str:
     return response.text
 
 
-async def test_every_page_renders(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
-    pipeline = sqlite_store.pipeline()
+async def test_every_page_renders(admin: httpx.AsyncClient, store: Store) -> None:
+    pipeline = store.pipeline()
     await pipeline.ingest((FIXTURES / "gmail-new-multipart-alternative.eml").read_bytes(), "support")
     await pipeline.ingest(make_message(sender="eve@elsewhere.example", message_id="<q@x>"), "support")
     for path in (
@@ -65,17 +65,17 @@ async def test_every_page_renders(admin: httpx.AsyncClient, sqlite_store: Store)
     assert (await admin.get("/admin/tickets/TCK-999")).status_code == 404
 
 
-async def test_sender_text_is_escaped_everywhere(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+async def test_sender_text_is_escaped_everywhere(admin: httpx.AsyncClient, store: Store) -> None:
     evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
-    await sqlite_store.pipeline().ingest(make_message(sender="eve@elsewhere.example", subject=evil, body=evil), "x")
+    await store.pipeline().ingest(make_message(sender="eve@elsewhere.example", subject=evil, body=evil), "x")
     for path in ("/admin/trace", "/admin/trace/1", "/admin/quarantine", "/admin/quarantine/1"):
         page = await _ok(admin, path)
         assert "<script>alert" not in page and "<img src=x" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-async def test_trace_finds_by_filter_and_pages_by_key(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
-    pipeline = sqlite_store.pipeline()
+async def test_trace_finds_by_filter_and_pages_by_key(admin: httpx.AsyncClient, store: Store) -> None:
+    pipeline = store.pipeline()
     for n in range(55):
         await pipeline.ingest(make_message(subject=f"Printer {n}", message_id=f"<p{n}@acme.example>"), "support")
     first = await _ok(admin, "/admin/trace?q=printer")
@@ -112,8 +112,8 @@ async def test_create_a_rule_with_field_errors_then_dry_run_it(admin: httpx.Asyn
     assert "<html" not in report.text, "the live dry run answers with a fragment"
 
 
-async def test_release_and_add_contact_from_the_quarantine(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
-    pipeline = sqlite_store.pipeline()
+async def test_release_and_add_contact_from_the_quarantine(admin: httpx.AsyncClient, store: Store) -> None:
+    pipeline = store.pipeline()
     await pipeline.ingest(make_message(sender="eve@elsewhere.example", message_id="<e1@x>"), "support")
     await pipeline.ingest(make_message(sender="zed@elsewhere.example", message_id="<z1@x>"), "support")
     csrf = await page_csrf(admin, "/admin/quarantine")
@@ -121,14 +121,14 @@ async def test_release_and_add_contact_from_the_quarantine(admin: httpx.AsyncCli
     assert released.status_code == 303
     added = await admin.post("/admin/quarantine/2/add-contact", data={"csrf": csrf, "client": "Acme Corp"})
     assert added.status_code == 303
-    async with sqlite_store.sessions() as session:
+    async with store.sessions() as session:
         states = list(await session.scalars(select(InboundMail.quarantine_state).where(InboundMail.id <= 2)))
         zed = await session.scalar(select(Contact).where(Contact.email == "zed@elsewhere.example"))
     assert states == [QuarantineState.RELEASED, QuarantineState.RELEASED] and zed is not None
     assert "released: created TCK-5" in (await admin.get("/admin/quarantine")).text
 
 
-async def test_reply_note_and_status_from_a_ticket(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+async def test_reply_note_and_status_from_a_ticket(admin: httpx.AsyncClient, store: Store) -> None:
     csrf = await page_csrf(admin, "/admin/tickets/TCK-1")
     assert (await admin.post("/admin/tickets/TCK-1/reply", data={"csrf": csrf, "body": "On my way"})).status_code == 303
     note = {"csrf": csrf, "body": "internal only", "private": "on"}
@@ -137,28 +137,28 @@ async def test_reply_note_and_status_from_a_ticket(admin: httpx.AsyncClient, sql
     assert (await admin.post("/admin/tickets/TCK-1/update", data=change)).status_code == 303
     page = await _ok(admin, "/admin/tickets/TCK-1")
     assert "On my way" in page and "internal only" in page and "<option selected>working</option>" in page
-    async with sqlite_store.sessions() as session:
+    async with store.sessions() as session:
         queued = await session.scalar(
             select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "agent_reply")
         )
     assert queued == 1, "the reply is mailed, the note is not"
 
 
-async def test_outbox_retry_and_cancel(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+async def test_outbox_retry_and_cancel(admin: httpx.AsyncClient, store: Store) -> None:
     csrf = await page_csrf(admin, "/admin/tickets/TCK-1")
     await admin.post("/admin/tickets/TCK-1/reply", data={"csrf": csrf, "body": "Hello"})
-    async with sqlite_store.sessions() as session, session.begin():
+    async with store.sessions() as session, session.begin():
         mail = (await session.scalars(select(OutboxMail))).one()
         mail.state, mail.attempts, mail.last_error = OutboxState.FAILED, 12, "550 mailbox unavailable"
     assert "550 mailbox unavailable" in await _ok(admin, "/admin/outbox?state=failed")
     assert (await admin.post(f"/admin/outbox/{mail.id}/retry", data={"csrf": csrf})).status_code == 303
     assert (await admin.post(f"/admin/outbox/{mail.id}/cancel", data={"csrf": csrf})).status_code == 303
-    async with sqlite_store.sessions() as session:
+    async with store.sessions() as session:
         again = await session.get_one(OutboxMail, mail.id)
     assert again.state == OutboxState.FAILED and "cancelled in the console" in (again.last_error or "")
 
 
-async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncClient, store: Store) -> None:
     csrf = await page_csrf(admin, "/admin/clients/1")
     renamed = await admin.post("/admin/clients/1", data={"csrf": csrf, "name": "Acme Corporation", "notes": "VIP"})
     assert renamed.status_code == 303
@@ -169,12 +169,12 @@ async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncC
     assert (await admin.post("/admin/clients/1/contacts", data=contact)).status_code == 303
     page = await _ok(admin, "/admin/clients/1")
     assert "Acme Corporation" in page and "acme.org" in page and "dora@acme.org" in page and "VIP" in page
-    async with sqlite_store.sessions() as session:
+    async with store.sessions() as session:
         dora = await session.scalar(select(Contact).where(Contact.email == "dora@acme.org"))
     assert dora is not None
     off = await admin.post(f"/admin/clients/1/contacts/{dora.id}/active", data={"csrf": csrf, "active": "false"})
     assert off.status_code == 303
-    async with sqlite_store.sessions() as session:
+    async with store.sessions() as session:
         assert (await session.get_one(Contact, dora.id)).active is False
 
 
@@ -198,9 +198,9 @@ async def test_rules_move_toggle_delete_export_and_import(admin: httpx.AsyncClie
     assert "Import refused" in (await admin.get(refused.headers["location"])).text
 
 
-async def test_attachment_download_merge_and_close(admin: httpx.AsyncClient, sqlite_store: Store) -> None:
+async def test_attachment_download_merge_and_close(admin: httpx.AsyncClient, store: Store) -> None:
     raw = (FIXTURES / "apple-mail-new-inline-pdf.eml").read_bytes()
-    result = await sqlite_store.pipeline().ingest(raw, "support")
+    result = await store.pipeline().ingest(raw, "support")
     page = await _ok(admin, f"/admin/tickets/{result.ticket}")
     found = re.search(r'href="(/admin/tickets/[^"]+/attachments/\d+)"', page)
     assert found is not None, "the thread links its attachment"
