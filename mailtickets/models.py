@@ -319,6 +319,8 @@ class InboundMail(Base):
     matched_rules: Mapped[list[Any] | None] = mapped_column()
     headers: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    # The trusted receiving system's verdict on the sender: True/False, None when there was none.
+    authenticated: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class OutboxMail(Base):

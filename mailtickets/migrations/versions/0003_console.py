@@ -1,7 +1,7 @@
 """console: agent role and password, console sessions, trace columns (matched rules, headers), list indexes
 
-Revision ID: 0002_console
-Revises: 0001
+Revision ID: 0003_console
+Revises: 0002_sender_trust
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import mailtickets.models
 
-revision: str = "0002_console"
-down_revision: str | None = "0001"
+revision: str = "0003_console"
+down_revision: str | None = "0002_sender_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
