@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +31,19 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,  # every value is escaped unless a template says otherwise (none does)
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@functools.cache
+def templates() -> jinja2.Environment:
+    """Built on first use, not at import: the CLI imports the app without serving a page."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every value is escaped unless a template says otherwise (none does)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals["url"] = page_url  # also inside macros, which see no page context
+    return environment
 
 
 class ConsoleDenied(Exception):
@@ -49,7 +56,7 @@ class SignInRequired(Exception):
 
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     flash = unquote(request.cookies.get(FLASH_COOKIE, ""))[:500]
-    body = templates.get_template(template).render(request=request, flash=flash, **values)
+    body = templates().get_template(template).render(request=request, flash=flash, **values)
     response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/admin")
@@ -69,9 +76,6 @@ def page_url(path: str, query: Mapping[str, Any] | None = None, **changes: Any) 
     merged = {**(query or {}), **changes}
     kept = {k: v for k, v in merged.items() if v not in (None, "")}
     return f"{path}?{urlencode(kept)}" if kept else path
-
-
-templates.globals["url"] = page_url  # also inside macros, which see no page context
 
 
 @dataclass(frozen=True, slots=True)

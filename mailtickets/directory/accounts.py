@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -16,8 +17,12 @@ from mailtickets.models import Agent, AgentRole, ConsoleSession
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this bounds the work an attacker can ask for
 _HASHER = PasswordHasher()  # the library's current recommended parameters (RFC 9106 low-memory profile)
-# Verified when the address is unknown, so a login takes as long for a stranger as for an agent.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the address is unknown, so a sign-in takes as long for a stranger as for an agent."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def parse_role(value: str) -> AgentRole:
@@ -54,7 +59,7 @@ def verify_password(agent: Agent | None, password: str) -> bool:
     """True when `agent` is active and `password` is theirs; constant work whether or not they exist."""
     stored = agent.password_hash if agent is not None and agent.active else None
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD_CHARS]) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password[:MAX_PASSWORD_CHARS]) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
