@@ -218,3 +218,11 @@ async def test_attachment_download_merge_and_close(admin: httpx.AsyncClient, sto
     assert "<option selected>closed</option>" in await _ok(admin, "/admin/tickets/TCK-1")
     again = await admin.post("/admin/tickets/TCK-1/close", data={"csrf": csrf})
     assert again.status_code == 409 and "already closed" in again.text
+
+
+async def test_ticket_search_by_reference_or_words(admin: httpx.AsyncClient) -> None:
+    assert "Printer on fire" in await _ok(admin, "/admin/tickets?q=tck-1")
+    assert "Printer on fire" in await _ok(admin, "/admin/tickets?q=1")
+    by_words = await _ok(admin, "/admin/tickets?q=printer+on")
+    assert "Printer on fire" in by_words and "VPN down" not in by_words
+    assert "No ticket matches" in await _ok(admin, "/admin/tickets?q=printer+42")

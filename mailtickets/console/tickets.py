@@ -47,12 +47,14 @@ def _conditions(f: dict[str, str], prefix: str) -> list[ColumnElement[bool]]:
 
 
 def _text_condition(q: str, prefix: str) -> ColumnElement[bool]:
-    """A reference (TCK-12, 12) finds that ticket by its unique key; other text searches the subject."""
+    """A reference (TCK-12, tck-12, 12) finds that ticket by its unique key; other text searches the subject."""
     try:
         ref_prefix, number = split_reference(q, prefix)
     except InvalidInput:
+        ref_prefix, number = "", 0
+    if ref_prefix.casefold() != prefix.casefold():  # "printer 42" is words, not a reference
         return func.lower(Ticket.subject).contains(q.lower(), autoescape=True)
-    return (Ticket.prefix == ref_prefix) & (Ticket.number == number)
+    return (Ticket.prefix == prefix) & (Ticket.number == number)
 
 
 @router.get("/tickets")
