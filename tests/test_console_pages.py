@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from world import build_world
 
 from mailtickets.api import create_app
-from mailtickets.models import AgentRole, Contact, InboundMail, OutboxMail, OutboxState, QuarantineState
+from mailtickets.models import Agent, AgentRole, Contact, InboundMail, OutboxMail, OutboxState, QuarantineState
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 
@@ -226,3 +226,20 @@ async def test_ticket_search_by_reference_or_words(admin: httpx.AsyncClient) -> 
     by_words = await _ok(admin, "/admin/tickets?q=printer+on")
     assert "Printer on fire" in by_words and "VPN down" not in by_words
     assert "No ticket matches" in await _ok(admin, "/admin/tickets?q=printer+42")
+
+
+async def test_admin_manages_agents_but_cannot_demote_themselves(admin: httpx.AsyncClient, store: Store) -> None:
+    csrf = await page_csrf(admin, "/admin/agents")
+    added = await admin.post("/admin/agents", data={"csrf": csrf, "name": "Eve", "email": "eve@support.example"})
+    assert added.status_code == 303
+    async with store.sessions() as session:
+        eve = await session.scalar(select(Agent).where(Agent.email == "eve@support.example"))
+        ann = await session.scalar(select(Agent).where(Agent.email == "ann@support.example"))
+    assert eve is not None and ann is not None and eve.role == AgentRole.AGENT
+    promoted = await admin.post(f"/admin/agents/{eve.id}", data={"csrf": csrf, "role": "admin", "active": "on"})
+    assert promoted.status_code == 303
+    demoted = await admin.post(f"/admin/agents/{ann.id}", data={"csrf": csrf, "role": "agent", "active": "on"})
+    assert demoted.status_code == 403
+    async with store.sessions() as session:
+        assert (await session.get_one(Agent, eve.id)).role == AgentRole.ADMIN
+        assert (await session.get_one(Agent, ann.id)).role == AgentRole.ADMIN
