@@ -121,3 +121,17 @@ async def test_a_new_password_ends_the_sessions_and_no_password_is_logged(
     assert (await client.get("/admin/trace")).status_code == 303
     assert "console sign-in: ann@support.example" in caplog.text and "sign-in failed" in caplog.text
     assert PASSWORD not in caplog.text and "my secret guess" not in caplog.text
+
+
+async def test_an_agent_changes_their_own_password(client: httpx.AsyncClient) -> None:
+    await sign_in(client, "bo@support.example")
+    csrf = await page_csrf(client, "/admin/account")
+    wrong = {"csrf": csrf, "current": "not it at all", "password": "a new password!", "again": "a new password!"}
+    assert (await client.post("/admin/account/password", data=wrong)).status_code == 422
+    differ = {**wrong, "current": PASSWORD, "again": "another password"}
+    assert "differ" in (await client.post("/admin/account/password", data=differ)).text
+    changed = await client.post("/admin/account/password", data={**differ, "again": "a new password!"})
+    assert changed.status_code == 303 and changed.headers["location"] == "/admin/login"
+    assert (await client.get("/admin/trace")).status_code == 303, "the session ended with the old password"
+    assert (await sign_in(client, "bo@support.example")).status_code == 401
+    assert (await sign_in(client, "bo@support.example", "a new password!")).status_code == 303

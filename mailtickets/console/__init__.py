@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from mailtickets.clock import Clock
-from mailtickets.console import agents, clients, login, outbox, quarantine, rules, tickets, trace
+from mailtickets.console import account, agents, clients, login, outbox, quarantine, rules, tickets, trace
 from mailtickets.console.auth import LoginLimiter
 from mailtickets.console.web import HERE
 from mailtickets.settings import Settings
@@ -21,5 +21,5 @@ PREFIX = "/admin"
 def install_console(app: FastAPI, settings: Settings, clock: Clock) -> None:
     app.state.console_limiter = LoginLimiter(settings, clock)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console-static")
-    for module in (login, trace, quarantine, rules, tickets, clients, outbox, agents):
+    for module in (login, account, trace, quarantine, rules, tickets, clients, outbox, agents):
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
