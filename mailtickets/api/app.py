@@ -17,6 +17,7 @@ from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.api.limits import BodyLimit
 from mailtickets.clock import Clock
+from mailtickets.console import install_console
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
@@ -111,4 +112,5 @@ def create_app(
     app.include_router(api)
     app.include_router(_health_router())
     app.include_router(operations.router)
+    install_console(app, settings, clock)  # /admin/: signed in with a password, not an API key
     return app

@@ -1,7 +1,7 @@
 """poison: repeated temporary failures per message; what the limits left out of a message
 
-Revision ID: 0003_poison
-Revises: 0002_sender_trust
+Revision ID: 0004_poison
+Revises: 0003_console
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import mailtickets.models
 
-revision: str = "0003_poison"
-down_revision: str | None = "0002_sender_trust"
+revision: str = "0004_poison"
+down_revision: str | None = "0003_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
