@@ -36,6 +36,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             "connect_args",
             {"timeout": INLINE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": connect_inline, "check_same_thread": False},
         )
+    elif make_url(url).get_backend_name() == "postgresql" and make_url(url).get_driver_name() == "asyncpg":
+        # A commit returns only once it is on disk, whatever the server's default says.
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("server_settings", {}).setdefault("synchronous_commit", "on")
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -44,12 +48,13 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (API, CLI) work while the pipeline writes; NORMAL is durable under WAL
-    # except for the last commits on power loss, the usual trade for a mail queue on SQLite.
+    # WAL lets readers (API, CLI) work while the pipeline writes. FULL syncs the WAL at every commit:
+    # an intake acknowledges a mail (IMAP move, LMTP 250, exit 0) only after its commit, so that commit
+    # must survive a power cut; group commit (pipeline/batch.py) pays the fsync once per batch.
     dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
     cursor.close()
