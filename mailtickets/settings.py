@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 25 * MEGABYTE
     max_attachments: int = 100
     worker_timeout_seconds: float = 60.0
+    ingest_batch_size: int = Field(default=50, ge=1)
 
     # Outgoing mail
     smtp_url: str = "smtp://127.0.0.1:25"

@@ -257,7 +257,7 @@ async def test_stop_leaves_idle_promptly_and_releases_lease(imap_server: ImapSer
     assert await other.try_acquire(run.listener.lease_name)
 
 
-async def test_stop_finishes_the_message_in_hand_of_a_slow_faked_pipeline_and_leaves_the_rest(
+async def test_stop_finishes_the_batch_in_hand_of_a_slow_faked_pipeline_and_leaves_the_rest(
     imap_server: ImapServer, sessions: Sessions
 ) -> None:
     mailbox = imap_server.mailbox()
@@ -266,8 +266,9 @@ async def test_stop_finishes_the_message_in_hand_of_a_slow_faked_pipeline_and_le
     async with running(mailbox, ingestor, sessions) as run:
         await asyncio.wait_for(run.listener.connected.wait(), 10)
         await asyncio.sleep(0.2)  # in IDLE
-        await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(3)))
+        await imap_server.a_append(mailbox.folder, make_message(0))
         await asyncio.wait_for(ingestor.started.wait(), 5)  # the first message is in the (slow) pipeline now
+        await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(1, 3)))
         run.stop.set()
         await asyncio.wait_for(asyncio.shield(run.task), 5)  # type: ignore[arg-type]
     assert len(ingestor.received) == 1

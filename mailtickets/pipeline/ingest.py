@@ -25,6 +25,7 @@ from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.parser import UnparseableMessage, parse_message
+from mailtickets.pipeline.batch import GroupCommit
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
@@ -40,6 +41,15 @@ class Received:
     raw: bytes
     source: str
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A received message, parsed (or why it could not be), waiting for its turn in a group commit."""
+
+    received: Received
+    parsed: ParsedMessage | None
+    problem: str | None
 
 
 class Pipeline:
@@ -61,6 +71,7 @@ class Pipeline:
         self.rules = RuleCache()
         # False for imports of old mail (backfill): tickets are made, nobody is mailed about them.
         self.notify = notify
+        self.batches = GroupCommit(sessions, self._in_batch, self._alone, settings.ingest_batch_size)
 
     @observed_ingest
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
@@ -69,15 +80,21 @@ class Pipeline:
         await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
-
-        async def work(session: AsyncSession, attempt: int) -> IngestResult:
-            # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
-            # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
-
-        result = await self._in_transaction(work)
+        # Concurrent deliveries (an IMAP fetch, LMTP sessions) share one commit; returns after it.
+        result = await self.batches.submit(Ready(received, parsed, problem))
         self._log(result, received)
         return result
+
+    async def _in_batch(self, session: AsyncSession, ready: Ready) -> IngestResult:
+        # Optimistic: the unique dedupe key refuses a duplicate at the insert, and the message is then
+        # retried alone, looking it up. Fresh mail (nearly all of it) saves a query.
+        return await self._process(session, ready.received, ready.parsed, ready.problem, look_up_first=False)
+
+    async def _alone(self, ready: Ready) -> IngestResult:
+        async def work(session: AsyncSession, attempt: int) -> IngestResult:
+            return await self._process(session, ready.received, ready.parsed, ready.problem, look_up_first=attempt > 0)
+
+        return await self._in_transaction(work)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
