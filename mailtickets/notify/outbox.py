@@ -23,7 +23,7 @@ from sqlalchemy.orm import lazyload
 from mailtickets.clock import Clock
 from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
-from mailtickets.notify.message import OutgoingMail, build_message, thread_references, to_bytes
+from mailtickets.notify.message import OutgoingMail, thread_references, to_bytes
 from mailtickets.notify.msgid import make_message_id
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
 from mailtickets.notify.templates import MailContext, TicketView, make_environment, render
@@ -247,7 +247,7 @@ async def _enqueue_one(
             recipient=planned.to.email.lower(),
             message_id=mail.message_id,
             automatic=planned.automatic,
-            raw=to_bytes(build_message(mail)),
+            raw=to_bytes(mail),
             state=OutboxState.PENDING,
             attempts=0,
             next_attempt_at=now,
