@@ -138,3 +138,18 @@ async def test_a_reply_in_the_same_batch_threads_into_the_ticket_created_just_be
     results = await asyncio.gather(pipeline.ingest(first, "imap:a"), pipeline.ingest(reply, "imap:a"))
     assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.REPLIED]
     assert results[0].ticket == results[1].ticket
+
+
+async def test_the_rules_version_is_checked_once_per_batch(world: Store) -> None:
+    pipeline = world.pipeline()
+    versions: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "rule_changes" in statement:
+            versions.append(statement)
+
+    event.listen(world.engine.sync_engine, "before_cursor_execute", seen)
+    await asyncio.gather(*(pipeline.ingest(raw, "imap:x") for raw in mails(6, set())))
+    assert len(versions) == 1
+    await pipeline.ingest(make_message(message_id="<next@acme.example>"), "pipe")
+    assert len(versions) == 2  # the next transaction looks again: a rule change applies without a restart

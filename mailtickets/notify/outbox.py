@@ -23,7 +23,7 @@ from sqlalchemy.orm import lazyload
 from mailtickets.clock import Clock
 from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
-from mailtickets.notify.message import OutgoingMail, thread_references, to_bytes
+from mailtickets.notify.message import MAX_REFERENCES, OutgoingMail, thread_references, to_bytes
 from mailtickets.notify.msgid import make_message_id
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
 from mailtickets.notify.templates import MailContext, TicketView, make_environment, render
@@ -137,19 +137,25 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
 
 
 async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
-    """The client's latest message id (In-Reply-To) and the References list of the ticket's thread."""
-    rows = (
-        await session.execute(
-            select(TicketMessage.message_id, TicketMessage.direction)
-            .where(messages, TicketMessage.message_id.is_not(None))
-            .where(TicketMessage.public.is_(True))
-            .order_by(TicketMessage.id)
+    """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
+    its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
+    so that a mail costs the same on the 1,500th reply as on the first."""
+    public_ids = select(TicketMessage.message_id, TicketMessage.direction).where(
+        messages, TicketMessage.message_id.is_not(None), TicketMessage.public.is_(True)
+    )
+    first = (await session.execute(public_ids.order_by(TicketMessage.id).limit(1))).all()
+    latest = (await session.execute(public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES))).all()
+    rows = [*first, *reversed(latest)]
+    inbound = [str(mid) for mid, direction in latest if direction == Direction.INBOUND]
+    in_reply_to = inbound[0] if inbound else None
+    if in_reply_to is None and len(latest) == MAX_REFERENCES:  # the client's latest is older than those
+        in_reply_to = await session.scalar(
+            public_ids.with_only_columns(TicketMessage.message_id)
+            .where(TicketMessage.direction == Direction.INBOUND)
+            .order_by(TicketMessage.id.desc())
+            .limit(1)
         )
-    ).all()
-    ids = [str(mid) for mid, _ in rows]
-    inbound = [str(mid) for mid, direction in rows if direction == Direction.INBOUND]
-    in_reply_to = inbound[-1] if inbound else None
-    return in_reply_to, thread_references(ids, in_reply_to)
+    return in_reply_to, thread_references([str(mid) for mid, _ in rows], in_reply_to)
 
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
