@@ -17,10 +17,12 @@ RAW_CASES = [
     ("encoded subject decoding to an encoded-word lookalike", b"Alice <alice@acme.example>",
      b"Subject: =?utf-8?q?=C3=BC_=3D=3Futf-8=3FB=3F=2F=2F7D=3F=3D?=\r\n"),
     ("GB2312 declared, GBK bytes", b"Alice <alice@acme.example>", b"Subject: =?gb2312?b?tPLTocdruOM=?=\r\n"),
-    ("raw 8-bit subject in an undeclared charset", b"Alice <alice@acme.example>", b"Subject: \xb4\xf2\xd3\xa1\x81\x40\r\n"),
+    ("raw 8-bit subject in an undeclared charset", b"Alice <alice@acme.example>",
+     b"Subject: \xb4\xf2\xd3\xa1\x81\x40\r\n"),
     ("display name with an encoded-word lookalike", b'"=?utf-8?b?QQ==?= \xff" <alice@acme.example>',
      b"Subject: hello\r\n"),
-    ("encoded newline in the subject", b"Alice <alice@acme.example>", b"Subject: =?utf-8?q?a=0D=0ABcc=3A_x=40y=2Eexample?=\r\n"),
+    ("encoded newline in the subject", b"Alice <alice@acme.example>",
+     b"Subject: =?utf-8?q?a=0D=0ABcc=3A_x=40y=2Eexample?=\r\n"),
 ]  # fmt: skip
 
 
