@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import jinja2
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -40,6 +41,8 @@ from mailtickets.tickets.events import (
 
 log = logging.getLogger(__name__)
 
+_INSERT_OUTBOX = insert(cast(Table, OutboxMail.__table__))
+_INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 
 
@@ -96,8 +99,11 @@ class _About:
 
 
 async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _About:
-    in_reply_to, references = await _thread(session, _thread_of(ticket, event))
     message = await _event_message(session, event)
+    if isinstance(event, TicketCreated) and message is not None:
+        in_reply_to, references = _thread_of_new(message)  # a new ticket's thread is its first message
+    else:
+        in_reply_to, references = await _thread(session, _thread_of(ticket, event))
     if isinstance(event, TicketMerged):
         target = await session.get_one(Ticket, event.into_ticket_id)
         return _About(ticket, event, message, in_reply_to, references, target.reference)
@@ -156,6 +162,13 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
             .limit(1)
         )
     return in_reply_to, thread_references([str(mid) for mid, _ in rows], in_reply_to)
+
+
+def _thread_of_new(message: TicketMessage) -> tuple[str | None, tuple[str, ...]]:
+    if message.message_id is None or not message.public:
+        return None, ()
+    in_reply_to = message.message_id if message.direction == Direction.INBOUND else None
+    return in_reply_to, thread_references([message.message_id], in_reply_to)
 
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
@@ -246,22 +259,24 @@ async def _enqueue_one(
         )
         return held
     mail = _outgoing(settings, about, planned, now)
-    session.add(
-        OutboxMail(
-            kind=planned.kind,
-            ticket_id=ticket.id,
-            recipient=planned.to.email.lower(),
-            message_id=mail.message_id,
-            automatic=planned.automatic,
-            raw=to_bytes(mail),
-            state=OutboxState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    # Core inserts built once (same Table objects as the model): no unit-of-work flush on the ingest path.
+    await session.execute(
+        _INSERT_OUTBOX,
+        {
+            "kind": planned.kind,
+            "ticket_id": ticket.id,
+            "recipient": planned.to.email.lower(),
+            "message_id": mail.message_id,
+            "automatic": planned.automatic,
+            "raw": to_bytes(mail),
+            "state": OutboxState.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
     reply = about.message if isinstance(about.event, AgentReplied) else None
-    _record_on_ticket(session, ticket, planned, mail, reply)
+    await _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
@@ -285,17 +300,24 @@ def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime
     )
 
 
-def _record_on_ticket(
+async def _record_on_ticket(
     session: AsyncSession, ticket: Ticket, planned: Planned, mail: OutgoingMail, reply: TicketMessage | None
 ) -> None:
     """Store what was sent on the ticket; an agent's reply is already there and only gets its ids."""
-    row = reply or TicketMessage(ticket_id=ticket.id, direction=Direction.OUTBOUND, body_text=mail.text)
-    row.public = not planned.internal
-    row.message_id = mail.message_id
-    row.in_reply_to = mail.in_reply_to
-    row.references = " ".join(mail.references) or None
-    row.subject = mail.subject
-    row.to_addresses = [mail.to_address]
-    if reply is None:
-        row.author_email = mail.sender
-        session.add(row)
+    recorded = {
+        "public": not planned.internal,
+        "message_id": mail.message_id,
+        "in_reply_to": mail.in_reply_to,
+        "references": " ".join(mail.references) or None,
+        "subject": mail.subject,
+        "to_addresses": [mail.to_address],
+    }
+    if reply is not None:
+        for name, value in recorded.items():
+            setattr(reply, name, value)
+        return
+    await session.execute(
+        _INSERT_MESSAGE,
+        {"ticket_id": ticket.id, "direction": Direction.OUTBOUND, "body_text": mail.text, "author_email": mail.sender}
+        | recorded,
+    )
