@@ -26,7 +26,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 import mailparser
-from sqlalchemy import event, insert, update
+from sqlalchemy import event, insert, make_url, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailtickets.db import create_engine, session_factory, upgrade
@@ -168,12 +168,39 @@ def bare_parser_rate(raws: list[bytes]) -> tuple[float, float]:
     return len(raws) / (time.perf_counter() - started), len(raws) / (time.process_time() - cpu)
 
 
+POSTGRES_URL: str | None = None  # --postgres: each run gets a fresh database on that server
+
+
+def database_url(folder: Path) -> str:
+    if POSTGRES_URL is None:
+        return f"sqlite+aiosqlite:///{folder}/bench.db"
+    name = f"bench_{folder.name.replace('-', '_')}_{int(time.time())}"
+    asyncio.run(create_database(POSTGRES_URL, name))
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def create_database(url: str, name: str) -> None:
+    await _admin(url, f'CREATE DATABASE "{name}"')
+
+
+async def _admin(url: str, sql: str) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(sql)
+    await admin.dispose()
+
+
+def drop_database(settings: Settings) -> None:
+    if POSTGRES_URL is not None:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{make_url(settings.database_url).database}"'))
+
+
 def bench_settings(folder: Path, notify: bool) -> Settings:
     quiet = {} if notify else {
         "notify_client_on_create": False, "notify_distribution_on_create": False, "notify_agent_on_client_reply": False,
     }  # fmt: skip
     return Settings(
-        database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
+        database_url=database_url(folder),
         data_dir=folder / "data",
         support_address="support@helpdesk.example",
         **quiet,  # type: ignore[arg-type]
@@ -194,7 +221,9 @@ def measure(
     mails.mkdir()
     raws = [p.read_bytes() for p in generate(args.messages, mails, first)]
     parser_rate = bare_parser_rate(raws)  # same files, same run, just before
-    return asyncio.run(run(raws, settings, args.batch)), parser_rate
+    figures = asyncio.run(run(raws, settings, args.batch))
+    drop_database(settings)
+    return figures, parser_rate
 
 
 def thread_replies(count: int, ticket_number: int) -> list[bytes]:
@@ -245,7 +274,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="messages handed over at once (an IMAP fetch)")
     parser.add_argument("--no-notify", dest="notify", action="store_false", help="turn notifications off")
     parser.add_argument("--only-empty", action="store_true", help="just the empty-store run")
+    parser.add_argument("--postgres", metavar="URL", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    global POSTGRES_URL
+    POSTGRES_URL = args.postgres
     print(f"notifications {'on' if args.notify else 'off'}, {args.messages} messages, handed over {args.batch} at once")
     with tempfile.TemporaryDirectory() as tmp:
         empty, rate = measure(args, 0, Path(tmp))
