@@ -153,3 +153,19 @@ async def test_the_rules_version_is_checked_once_per_batch(world: Store) -> None
     assert len(versions) == 1
     await pipeline.ingest(make_message(message_id="<next@acme.example>"), "pipe")
     assert len(versions) == 2  # the next transaction looks again: a rule change applies without a restart
+
+
+async def test_a_cancelled_caller_neither_doubles_nor_stops_the_others(world: Store) -> None:
+    pipeline = world.pipeline()
+    raws = mails(4, set())
+    tasks = [asyncio.create_task(pipeline.ingest(raw, "lmtp")) for raw in raws]
+    await asyncio.sleep(0)  # every task has queued its message; the first holds the writer
+    await asyncio.sleep(0)
+    tasks[1].cancel()  # e.g. an LMTP client that hung up while its message waited for the writer
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert [r.outcome for r in results if isinstance(r, IngestResult)] == [Outcome.CREATED] * 3
+    # Taken before the cancel landed, it is written once (and its retry dedupes); otherwise not at all.
+    written = await scalar(world, select(func.count()).select_from(InboundMail))
+    assert written in (3, 4)
+    assert await numbers(world) == list(range(1, 4 + int(str(written))))

@@ -63,13 +63,26 @@ class GroupCommit(Generic[Item, Result]):
         """The result once it is committed; raises what running the item alone raised."""
         waiting: _Waiting[Item, Result] = _Waiting(item, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
-        async with self._writer:
-            if not waiting.future.done():
-                await asyncio.sleep(0)  # let the submissions that are ready join; never wait for more
-            while not waiting.future.done():
-                # Shielded: a cancelled caller must not abandon the others' batch half-way.
-                await asyncio.shield(self._run(self._take()))
+        try:
+            async with self._writer:
+                if not waiting.future.done():
+                    await asyncio.sleep(0)  # let the submissions that are ready join; never wait for more
+                while not waiting.future.done():
+                    await self._run_to_the_end(self._take())
+        except asyncio.CancelledError:
+            waiting.future.cancel()  # not taken yet: it will not be written (if it was, it dedupes later)
+            raise
         return waiting.future.result()
+
+    async def _run_to_the_end(self, taken: list[_Waiting[Item, Result]]) -> None:
+        # A cancelled caller must neither abandon the others' batch half-way nor hand the writer on
+        # while that batch still runs: it waits for the batch, then gives up.
+        run = asyncio.ensure_future(self._run(taken))
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            await run
+            raise
 
     def _take(self) -> list[_Waiting[Item, Result]]:
         taken: list[_Waiting[Item, Result]] = []
