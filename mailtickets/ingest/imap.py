@@ -2,9 +2,8 @@
 
 Order of work: fetch a batch, hand it to the pipeline at once (which commits it together, see
 pipeline/batch.py), then move or flag the committed ones on the server (one command per batch), then
-remember the highest UID.  A crash
-anywhere in between means a message is fetched again on restart and the pipeline's dedupe answers
-"duplicate": nothing is lost, nothing is doubled.
+remember the highest UID.  A crash anywhere in between means a message is fetched again on restart and
+the pipeline's dedupe answers "duplicate": nothing is lost, nothing is doubled.
 Every failure ends the session and reconnects after an exponential, jittered, capped back-off.
 """
 
