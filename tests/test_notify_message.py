@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 
@@ -58,11 +59,7 @@ ODD_TEXTS = [
     ("decodes to an encoded-word lookalike", "ü =?utf-8?B?//7D?=", "ü =?utf-8?B?//7D?="),
     ("ascii encoded-word lookalike", "=?utf-8?q?hello?=", "=?utf-8?q?hello?="),
     ("GBK bytes kept as lone surrogates", "\u6253\u5370\udcb4\udce2\u673a", "打印\ufffd\ufffd机"),
-    (
-        "CR LF injection",
-        "Hi\r\nBcc: victim@evil.example",
-        "Hi Bcc: victim@evil.example",
-    ),  # a run of spaces folds to one
+    ("CR LF injection (a run of spaces folds to one)", "Hi\r\nBcc: victim@evil.example", "Hi Bcc: victim@evil.example"),
     ("NUL and other controls", "a\x00b\x1bc\x7fd", "a b c d"),
     ("very long unbroken word", "x" * 300, "x" * 300),
     ("long CJK", "プリンター" * 80, "プリンター" * 80),
@@ -76,13 +73,18 @@ ODD_TEXTS = [
 
 @pytest.mark.parametrize(("case", "subject", "expected"), ODD_TEXTS, ids=[c[0] for c in ODD_TEXTS])
 def test_any_subject_serialises_within_line_limits_and_decodes_back(case: str, subject: str, expected: str) -> None:
-    raw = to_bytes(_mail(subject=subject))
-    assert raw.isascii(), case
+    assert _serialised(subject=subject)["Subject"] == expected, case
+
+
+def _serialised(**overrides: object) -> EmailMessage:
+    """The mail as bytes (7-bit, lines within the limit, no header smuggled in), parsed back."""
+    raw = to_bytes(_mail(**overrides))
+    assert raw.isascii()
     head = raw.split(b"\r\n\r\n", 1)[0]
-    assert all(len(line) <= MAX_LINE for line in head.split(b"\r\n") if b"References" not in line)
+    assert all(len(line) <= MAX_LINE for line in head.split(b"\r\n"))
     parsed = message_from_bytes(raw, policy=policy.default)
-    assert parsed["Bcc"] is None
-    assert parsed["Subject"] == expected
+    assert isinstance(parsed, EmailMessage) and parsed["Bcc"] is None
+    return parsed
 
 
 NAMES = [
@@ -99,13 +101,8 @@ NAMES = [
 
 @pytest.mark.parametrize(("case", "name", "expected"), NAMES, ids=[c[0] for c in NAMES])
 def test_any_display_name_serialises_and_keeps_the_address(case: str, name: str, expected: str) -> None:
-    raw = to_bytes(_mail(to_name=name))
-    assert raw.isascii(), case
-    parsed = message_from_bytes(raw, policy=policy.default)
-    (to,) = parsed["To"].addresses
-    assert to.addr_spec == "kenji@client.example"
-    assert to.display_name == expected
-    assert parsed["Bcc"] is None
+    (to,) = _serialised(to_name=name)["To"].addresses
+    assert (to.addr_spec, to.display_name) == ("kenji@client.example", expected), case
 
 
 def test_bodies_with_odd_text_survive_quoted_printable() -> None:
