@@ -31,9 +31,15 @@ class FailureInjectedPipeline(Pipeline):
         self.times = times
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        authenticated: bool | None = None,
     ) -> IngestResult:
-        result = await super()._commit_decision(session, received, parsed, key, decision)
+        result = await super()._commit_decision(session, received, parsed, key, decision, authenticated)
         if parsed is not None and INJECT.lower() in parsed.headers:
             left = self.left.setdefault(key, self.times)
             if left > 0:

@@ -30,6 +30,9 @@ from mailtickets.pipeline.decide import Context, Decision, decide, decide_releas
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
+from mailtickets.trust.authres import NO_VERDICT, SenderAuth
+from mailtickets.trust.dkim import TxtLookup
+from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,12 @@ class Ready:
     received: Received
     parsed: ParsedMessage | None
     problem: str | None
+    verdict: SenderAuth
 
 
 class Pipeline:
     metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
+    dkim_lookup: TxtLookup | None = None  # DKIM key lookup for `dkim_verify`; None: DNS (tests give keys)
 
     def __init__(
         self,
@@ -80,21 +85,33 @@ class Pipeline:
         await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
+        verdict = await self._verdict(parsed, raw)
         # Concurrent deliveries (an IMAP fetch, LMTP sessions) share one commit; returns after it.
-        result = await self.batches.submit(Ready(received, parsed, problem))
+        result = await self.batches.submit(Ready(received, parsed, problem, verdict))
         self._log(result, received)
         return result
 
     async def _in_batch(self, session: AsyncSession, ready: Ready) -> IngestResult:
         # Optimistic: the unique dedupe key refuses a duplicate at the insert, and the message is then
         # retried alone, looking it up. Fresh mail (nearly all of it) saves a query.
-        return await self._process(session, ready.received, ready.parsed, ready.problem, look_up_first=False)
+        return await self._process(
+            session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=False
+        )
 
     async def _alone(self, ready: Ready) -> IngestResult:
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
-            return await self._process(session, ready.received, ready.parsed, ready.problem, look_up_first=attempt > 0)
+            return await self._process(
+                session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=attempt > 0
+            )
 
         return await self._in_transaction(work)
+
+    async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
+        if parsed is None:
+            return NO_VERDICT
+        if self.settings.dkim_verify:  # DNS lookups block: off the event loop
+            return await asyncio.to_thread(verdict_for, parsed, self.settings, raw, self.dkim_lookup)
+        return verdict_for(parsed, self.settings)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -110,7 +127,8 @@ class Pipeline:
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()
-            context = Context(session, self.settings, self.clock, self.files, parsed, held.source)
+            verdict = await self._verdict(parsed, raw)
+            context = Context(session, self.settings, self.clock, self.files, parsed, held.source, verdict)
             decision = await decide_release(context, client)
             return await self._commit_decision(
                 session,
@@ -118,6 +136,7 @@ class Pipeline:
                 parsed,
                 dedupe_key(parsed, held.raw_sha256),
                 decision,
+                verdict.authenticated,
             )
 
         result = await self._in_transaction(work)
@@ -165,6 +184,7 @@ class Pipeline:
         received: Received,
         parsed: ParsedMessage | None,
         problem: str | None,
+        verdict: SenderAuth,
         *,
         look_up_first: bool,
     ) -> IngestResult:
@@ -179,27 +199,41 @@ class Pipeline:
                 original.reference if original else None,
                 f"already processed as {existing.outcome.value}",
                 parsed.message_id if parsed else None,
+                existing.authenticated,
             )
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
             decision = await decide(context, await self.rules.active_rules(session))
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        authenticated: bool | None = None,
     ) -> IngestResult:
-        record = self._record(received, parsed, key, decision)
+        if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
+            decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
+        record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
-        return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
+        return IngestResult(
+            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated
+        )
 
-    def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:
+    def _record(
+        self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision, authenticated: bool | None
+    ) -> InboundMail:
         keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
         if keep_raw:
             self.raw_store.put_with_digest(received.raw, received.sha256)
@@ -217,6 +251,7 @@ class Pipeline:
             raw_stored=keep_raw,
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
+            authenticated=authenticated,
         )
 
 
