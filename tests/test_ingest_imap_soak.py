@@ -63,7 +63,7 @@ class Mode:
     label: str
     server: ImapServer
     mailbox: MailboxSettings
-    appended: list[str] = field(default_factory=list)  # Message-IDs
+    appended: list[str] = field(default_factory=list)  # Message-IDs, without <>
     left_connected: int = 0  # samples taken while connected in which it was not
 
 
@@ -196,7 +196,7 @@ async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> float:
 
 async def _append(mode: Mode, n: int) -> None:
     raw = make_message(n, sender=f"soak{n}@example.com")
-    message_id = raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    message_id = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()  # stored without <>
     await mode.server.a_append(mode.mailbox.folder, raw)
     mode.appended.append(message_id)
 
