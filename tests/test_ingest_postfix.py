@@ -1,11 +1,12 @@
-"""The documented Postfix pipe set-up (deploy/postfix/), with a REAL Postfix on loopback.
+"""The documented Postfix set-ups, pipe (deploy/postfix/) and LMTP (the README), with a REAL Postfix on loopback.
 
-The test writes its own Postfix config folder from the documented snippets (only the paths, the port and
-the user change: `nobody` stands in for the `mailtickets` user, which this machine does not have), starts
-it with `postfix -c DIR start`, and sends mail over SMTP. Checked: a delivery becomes a ticket; a store the
-pipe's user cannot write exits 75, so Postfix DEFERS (never bounces) and delivers once when it is fixed.
-Skips with the reason when Postfix is missing, when not root, or when the interpreter lives where an
-unprivileged user cannot run it (pyenv under /root); CI's second virtualenv (Debian's python3) runs it.
+The test writes its own Postfix config folder from the documented lines (only the paths, the port and the
+user change: `nobody` stands in for the `mailtickets` user, which this machine does not have), starts it
+with `postfix -c DIR start`, and sends mail over SMTP. Checked: a delivery becomes a ticket; a store the
+pipe's user cannot write exits 75, and a stopped LMTP service refuses the connection, so Postfix DEFERS
+(never bounces) and delivers once when it is fixed. Skips with the reason when Postfix is missing or the
+test is not root; the pipe test also when the interpreter lives where an unprivileged user cannot run it
+(pyenv under /root): CI's second virtualenv (Debian's python3) runs it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
 local     unix  -       n       n       -       -       local
+lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
@@ -112,10 +114,6 @@ class Postfix:
 
 
 def _skip_unless_postfix_can_run_the_pipe(mailtickets: Path) -> None:
-    if shutil.which("postfix") is None:
-        pytest.skip("Postfix is not installed (apt-get install postfix; .ci/run does)")
-    if os.geteuid() != 0:
-        pytest.skip("Postfix's master must be started as root")
     if not mailtickets.exists():
         pytest.skip(f"no mailtickets script beside {sys.executable}")
     try:
@@ -143,11 +141,10 @@ def reachable_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def postfix(reachable_tmp: Path) -> Iterator[Postfix]:
+    """Postfix with the documented pipe transport, the store owned by the pipe's user."""
     mailtickets = Path(sys.executable).with_name("mailtickets")
     _skip_unless_postfix_can_run_the_pipe(mailtickets)
     store, config_dir = reachable_tmp / "store", reachable_tmp / "postfix"
-    config_dir.mkdir()
-    found = Postfix(config_dir, free_port(), store)
     config = _write_store(store)
     replacements = {
         "/usr/local/bin/mailtickets": str(mailtickets),
@@ -155,9 +152,23 @@ def postfix(reachable_tmp: Path) -> Iterator[Postfix]:
         "user=mailtickets": f"user={PIPE_USER}",
         "/etc/postfix/transport": str(config_dir / "transport"),
     }
-    (config_dir / "main.cf").write_text(MAIN_CF.format(dir=config_dir) + _documented("main.cf", **replacements))
-    (config_dir / "master.cf").write_text(MASTER_CF.format(port=found.port) + _documented("master.cf", **replacements))
-    (config_dir / "transport").write_text(_documented("transport"))
+    yield from _running_postfix(
+        config_dir, store, _documented("main.cf", **replacements), _documented("master.cf", **replacements),
+        _documented("transport"),
+    )  # fmt: skip
+
+
+def _running_postfix(config_dir: Path, store: Path, main: str, master: str, transport: str) -> Iterator[Postfix]:
+    """Postfix from its own config folder: the test's base settings plus the documented lines."""
+    if shutil.which("postfix") is None:
+        pytest.skip("Postfix is not installed (apt-get install postfix; .ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("Postfix's master must be started as root")
+    config_dir.mkdir()
+    found = Postfix(config_dir, free_port(), store)
+    (config_dir / "main.cf").write_text(MAIN_CF.format(dir=config_dir) + main)
+    (config_dir / "master.cf").write_text(MASTER_CF.format(port=found.port) + master)
+    (config_dir / "transport").write_text(transport)
     subprocess.run(["postmap", "-c", str(config_dir), str(config_dir / "transport")], check=True)
     (config_dir / "queue").mkdir()
     (config_dir / "data").mkdir()
@@ -221,17 +232,17 @@ def _outcomes(store: Path) -> dict[str, Outcome]:
     return asyncio.run(read())
 
 
-def _wait_for_outcome(store: Path, message_id: str, seconds: float = 60.0) -> Outcome:
+def _wait_for_outcome(postfix: Postfix, message_id: str, seconds: float = 60.0) -> Outcome:
     deadline = time.monotonic() + seconds
-    while (outcome := _outcomes(store).get(message_id)) is None:
-        assert time.monotonic() < deadline, f"{message_id} never arrived"
+    while (outcome := _outcomes(postfix.store).get(message_id)) is None:
+        assert time.monotonic() < deadline, f"{message_id} never arrived; Postfix's log:\n{postfix.log()[-3000:]}"
         time.sleep(0.3)
     return outcome
 
 
 def test_the_documented_pipe_transport_delivers_and_defers_on_a_store_error(postfix: Postfix) -> None:
     first = postfix.send("printer on fire")
-    assert _wait_for_outcome(postfix.store, first) == Outcome.CREATED
+    assert _wait_for_outcome(postfix, first) == Outcome.CREATED
     postfix.wait_for_log("status=sent (delivered via mailtickets service")
 
     # The store's folder taken from the pipe's user (a common mistake: SQLite needs it for its WAL files).
@@ -244,5 +255,63 @@ def test_the_documented_pipe_transport_delivers_and_defers_on_a_store_error(post
 
     _chown(postfix.store, PIPE_USER)
     postfix.flush()
-    assert _wait_for_outcome(postfix.store, second) == Outcome.CREATED
+    assert _wait_for_outcome(postfix, second) == Outcome.CREATED
+    assert list(_outcomes(postfix.store)).count(second) == 1
+
+
+@dataclass
+class LmtpService:
+    """`mailtickets run` serving LMTP only, as the README's LMTP set-up starts it; stoppable and restartable."""
+
+    config: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mailtickets.cli", "--config", str(self.config), "run"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, 60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.process = None
+
+
+@pytest.fixture
+def lmtp_postfix(reachable_tmp: Path) -> Iterator[tuple[Postfix, LmtpService]]:
+    """The README's LMTP set-up: `lmtp_bind = 127.0.0.1:PORT` and a transport_maps entry for the address."""
+    store = reachable_tmp / "store"
+    config, port = _write_store(store), free_port()
+    with config.open("a") as toml:
+        toml.write(f'lmtp_bind = "127.0.0.1:{port}"\nhttp_bind = ""\n')
+    service = LmtpService(config, port)
+    service.start()
+    main = f"transport_maps = hash:{reachable_tmp / 'postfix' / 'transport'}\n"
+    try:
+        for postfix in _running_postfix(
+            reachable_tmp / "postfix", store, main, "", f"support@helpdesk.example lmtp:inet:127.0.0.1:{port}\n"
+        ):
+            yield postfix, service
+    finally:
+        service.stop()
+
+
+def test_the_documented_lmtp_set_up_delivers_defers_while_stopped_and_delivers_once(
+    lmtp_postfix: tuple[Postfix, LmtpService],
+) -> None:
+    postfix, service = lmtp_postfix
+    first = postfix.send("printer on fire")
+    assert _wait_for_outcome(postfix, first) == Outcome.CREATED
+    postfix.wait_for_log("status=sent (250 2.0.0")
+
+    service.stop()
+    second = postfix.send("second printer")
+    postfix.wait_for_log("status=deferred")
+    assert "status=bounced" not in postfix.log() and second not in _outcomes(postfix.store)
+
+    service.start()
+    postfix.flush()
+    assert _wait_for_outcome(postfix, second) == Outcome.CREATED
     assert list(_outcomes(postfix.store)).count(second) == 1
