@@ -64,6 +64,7 @@ class Mode:
     server: ImapServer
     mailbox: MailboxSettings
     appended: list[str] = field(default_factory=list)  # Message-IDs, without <>
+    appended_at: list[float] = field(default_factory=list)  # seconds into the soak
     left_connected: int = 0  # samples taken while connected in which it was not
 
 
@@ -166,7 +167,8 @@ async def test_every_security_mode_stays_connected_through_garbage_collections(
     assert soaked >= SOAK_SECONDS
     for mode, listener in zip(modes, listeners, strict=True):
         assert mode.left_connected == 0, f"{mode.label}: disconnected during the soak ({listener.status})"
-        assert len(mode.appended) >= SOAK_SECONDS / APPEND_EVERY_SECONDS / 2, mode.label  # appends slow under load
+        # Mail came throughout (fewer rounds on a loaded machine: each APPEND is a new login).
+        assert len(mode.appended) >= 3 and mode.appended_at[-1] >= SOAK_SECONDS / 2, (mode.label, mode.appended_at)
         assert await mode.server.a_uids(mode.mailbox.folder) == [], f"{mode.label}: mail left in the folder"
         done = await mode.server.a_uids(mode.mailbox.processed_folder)
         assert len(done) == len(mode.appended), f"{mode.label}: {len(done)} moved of {len(mode.appended)}"
@@ -185,7 +187,7 @@ async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> float:
     while (now := time.monotonic()) - started < SOAK_SECONDS:
         if now >= next_append:
             n += 1
-            await asyncio.gather(*(_append(mode, n) for mode in modes))
+            await asyncio.gather(*(_append(mode, n, now - started) for mode in modes))
             next_append += APPEND_EVERY_SECONDS
         gc.collect()  # the collection that used to close the STARTTLS transport
         await asyncio.sleep(COLLECT_EVERY_SECONDS)
@@ -194,11 +196,12 @@ async def _soak(modes: list[Mode], listeners: list[MailboxListener]) -> float:
     return time.monotonic() - started
 
 
-async def _append(mode: Mode, n: int) -> None:
+async def _append(mode: Mode, n: int, at: float) -> None:
     raw = make_message(n, sender=f"soak{n}@example.com")
     message_id = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()  # stored without <>
     await mode.server.a_append(mode.mailbox.folder, raw)
     mode.appended.append(message_id)
+    mode.appended_at.append(round(at, 1))
 
 
 async def _wait_until_all_empty(modes: list[Mode], seconds: float = 30.0) -> None:
