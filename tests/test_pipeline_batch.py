@@ -4,6 +4,7 @@ failure injected into one of them loses, doubles and burns nothing of the others
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -12,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import InboundMail, OutboxMail, Outcome, Ticket, TicketMessage
 from mailtickets.parse.message import ParsedMessage
-from mailtickets.pipeline.decide import Decision
-from mailtickets.pipeline.ingest import Pipeline, Received
+from mailtickets.pipeline.ingest import Pipeline
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.world import build_world
@@ -30,16 +30,10 @@ class FailureInjectedPipeline(Pipeline):
         self.left: dict[str, int] = {}
         self.times = times
 
-    async def _commit_decision(
-        self,
-        session: AsyncSession,
-        received: Received,
-        parsed: ParsedMessage | None,
-        key: str,
-        decision: Decision,
-        authenticated: bool | None = None,
-    ) -> IngestResult:
-        result = await super()._commit_decision(session, received, parsed, key, decision, authenticated)
+    async def _commit_decision(self, session: AsyncSession, *args: Any, **kwargs: Any) -> IngestResult:
+        result = await super()._commit_decision(session, *args, **kwargs)
+        parsed: ParsedMessage | None = args[1]  # (received, parsed, key, decision, …)
+        key: str = args[2]
         if parsed is not None and INJECT.lower() in parsed.headers:
             left = self.left.setdefault(key, self.times)
             if left > 0:
