@@ -11,8 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from mailtickets.errors import TemporaryError
 from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
+from mailtickets.store_status import parse_database_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,13 +25,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parse_database_url(url)  # a wrong scheme or driver is one sentence saying the right one, not a traceback
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise TemporaryError(f"database folder unavailable: {exc}") from exc
         kwargs.setdefault(
             "connect_args",
             {"timeout": INLINE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": connect_inline, "check_same_thread": False},

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     contact_mobile_e164: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    @field_validator("http_bind", "lmtp_bind")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value:  # empty: that server is off
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:8000 (not {value!r})")
+        return value
 
     @classmethod
     def settings_customise_sources(

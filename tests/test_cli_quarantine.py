@@ -58,7 +58,7 @@ def test_release_to_a_client_makes_a_ticket(runner: CliRunner) -> None:
 def test_release_to_an_unknown_client_fails_and_keeps_it_held(runner: CliRunner) -> None:
     held = _hold(runner)
     result = runner.invoke(main, ["quarantine", "release", str(held), "--client", "Nobody"])
-    assert result.exit_code == 1 and "no client named 'Nobody'" in result.output
+    assert result.exit_code == 66 and "no client named 'Nobody'" in result.output
     assert [r["id"] for r in json.loads(_ok(runner, "quarantine", "list", "--json"))] == [held]
 
 
@@ -66,10 +66,10 @@ def test_discard_then_it_cannot_be_released(runner: CliRunner) -> None:
     held = _hold(runner)
     assert "discarded" in _ok(runner, "quarantine", "discard", str(held))
     result = runner.invoke(main, ["quarantine", "release", str(held)])
-    assert result.exit_code == 1 and "not held in quarantine (it is discarded)" in result.output
+    assert result.exit_code == 65 and "not held in quarantine (it is discarded)" in result.output
     assert "nothing in quarantine" in _ok(runner, "quarantine", "list")
 
 
 def test_show_unknown_id_is_a_clean_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["quarantine", "show", "999"])
-    assert result.exit_code == 1 and "no inbound message 999" in result.output
+    assert result.exit_code == 66 and "no inbound message 999" in result.output

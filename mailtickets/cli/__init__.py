@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mailtickets.cli.common import CliState, config_option, settings_from
+from mailtickets.cli.errors import EX_USAGE, HANDLED, as_cli_error, set_exit_code
 
 # Command name → "module:attribute". Modules are imported only when their command runs, so that a
 # pipe delivery (`mailtickets ingest`, started once per message by the MTA) does not pay for the API,
@@ -44,6 +45,16 @@ class LazyGroup(click.Group):
             command = getattr(importlib.import_module(module_name), attribute)
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Every command's failure as one line with a sysexits code, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            set_exit_code(exc, EX_USAGE)
+            raise
+        except HANDLED as exc:
+            raise as_cli_error(exc) from exc
 
 
 @click.group(cls=LazyGroup)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.api.keys import create_api_key, revoke_api_key
 from mailtickets.cli.common import CliState, pass_state, run_with_store
 from mailtickets.db import transaction
+from mailtickets.errors import ConfigurationError, NotFound
 
 
 @click.group()
@@ -45,7 +46,7 @@ def apikey_revoke(state: CliState, name: str) -> None:
             return await revoke_api_key(session, name)
 
     if not run_with_store(state.settings, work):
-        raise click.ClickException(f"no API key named {name!r}")
+        raise NotFound(f"no API key named {name!r}")
     click.echo(f"API key {name!r} revoked")
 
 
@@ -54,15 +55,12 @@ def apikey_revoke(state: CliState, name: str) -> None:
 def api(state: CliState) -> None:
     """Serve the HTTP API alone on MAILTICKETS_HTTP_BIND (default 127.0.0.1:8000) until SIGTERM or Ctrl-C."""
     from mailtickets.log_setup import configure_logging
-    from mailtickets.service.app import SchemaNotCurrent, run_api_alone
+    from mailtickets.service.app import run_api_alone
 
     if not state.settings.http_bind:
-        raise click.ClickException("http_bind is empty: set MAILTICKETS_HTTP_BIND to host:port")
+        raise ConfigurationError("http_bind is empty: set MAILTICKETS_HTTP_BIND to host:port")
     configure_logging(state.settings)
-    try:
-        asyncio.run(run_api_alone(state.settings))
-    except SchemaNotCurrent as exc:
-        raise click.ClickException(str(exc)) from exc
+    asyncio.run(run_api_alone(state.settings))
 
 
 COMMANDS = [apikey, api]

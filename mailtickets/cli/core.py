@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
-from mailtickets.db import upgrade
+from mailtickets.db import create_engine, upgrade
 from mailtickets.errors import TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.store_status import describe, parse_database_url, refuse_missing_folder, schema_revision
 from mailtickets.tickets.views import ticket_detail, ticket_rows
 
 EX_TEMPFAIL = 75  # sendmail/Postfix convention: keep the message and try again later
@@ -26,9 +28,27 @@ def db() -> None:
 @db.command("upgrade")
 @pass_state
 def db_upgrade(state: CliState) -> None:
-    """Apply schema migrations up to the newest."""
-    upgrade(state.settings.database_url)
-    click.echo("database is up to date")
+    """Create the database, or apply schema migrations up to the newest; says which it did."""
+    url = state.settings.database_url
+    refuse_missing_folder(url)
+    before = asyncio.run(_revision(url))
+    upgrade(url)
+    after = asyncio.run(_revision(url))
+    where = describe(parse_database_url(url))
+    if before is None:
+        click.echo(f"database created at {where} (schema {after})")
+    elif before != after:
+        click.echo(f"database at {where} upgraded from {before} to {after}")
+    else:
+        click.echo(f"database at {where} is already current ({after})")
+
+
+async def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        return await schema_revision(engine, url)
+    finally:
+        await engine.dispose()
 
 
 @click.command()

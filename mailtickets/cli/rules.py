@@ -10,6 +10,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
+from mailtickets.cli.errors import EX_DATAERR, CliError
 from mailtickets.db import transaction
 from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.decide import facts_for
@@ -64,7 +65,7 @@ def import_rules(state: CliState, file: Path) -> None:
         problems = exc.problems if isinstance(exc, RulesInvalid) else [f"not UTF-8 text: {exc}"]
         for problem in problems:
             click.echo(f"{file}: {problem}", err=True)
-        raise click.ClickException(f"{file}: refused, no rule was changed") from exc
+        raise CliError(f"{file}: refused, no rule was changed", EX_DATAERR) from exc
     actor = getpass.getuser()
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -85,7 +86,7 @@ def test_rules(state: CliState, message: Path, source: str, as_json: bool) -> No
     try:
         parsed = parse_message(message.read_bytes())
     except UnparseableMessage as exc:
-        raise click.ClickException(f"{message}: cannot parse: {exc}") from exc
+        raise CliError(f"{message}: cannot parse: {exc}", EX_DATAERR) from exc
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
         async with sessions() as session:  # read only: closed without a commit

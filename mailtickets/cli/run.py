@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from mailtickets.cli.common import CliState, config_option, pass_state, settings_from
+from mailtickets.cli.errors import EX_CONFIG, CliError
 from mailtickets.errors import InvalidInput
 from mailtickets.log_setup import configure_logging
-from mailtickets.service.app import SchemaNotCurrent, TemplatesBroken, run
+from mailtickets.service.app import run
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -25,9 +26,9 @@ def run_command(state: CliState, config_file: Path | None) -> None:
     if not logging.getLogger().handlers:
         configure_logging(settings)  # text, or JSON lines with log_format = "json"
     try:
-        asyncio.run(run(settings))
-    except (SchemaNotCurrent, TemplatesBroken, InvalidInput) as exc:
-        raise click.ClickException(str(exc)) from exc
+        asyncio.run(run(settings))  # other errors become one line and a sysexits code in the command group
+    except InvalidInput as exc:  # at start-up this is always a setting (a mailbox's, …): a configuration error
+        raise CliError(str(exc), EX_CONFIG) from exc
 
 
 COMMANDS = [run_command]
