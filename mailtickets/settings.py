@@ -6,19 +6,36 @@ reads the environment: the object is built in the CLI or the composition root an
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 MEGABYTE = 1024 * 1024
+DEFAULT_SECRET_KEY = "change-me"  # `mailtickets run` refuses it (and any "change-me…" placeholder)
+
+
+def comma_list(value: Any) -> Any:
+    """A list setting from the environment: JSON (`["a@x.example"]`) or comma-separated (`a@x.example,b@x.example`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+# Read from the environment as text (NoDecode) and split by comma_list, so both spellings work.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(comma_list)]
 
 ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
 UnknownSenderPolicy = Literal["quarantine", "drop"]
@@ -54,7 +71,7 @@ class Settings(BaseSettings):
     reopen_policy: ReopenPolicy = "reopen-within-window"
     reopen_window_days: float = 7.0
     unknown_sender: UnknownSenderPolicy = "quarantine"
-    own_addresses: list[str] = Field(default_factory=list)
+    own_addresses: CommaList = Field(default_factory=list)
 
     # Limits
     max_message_bytes: int = 25 * MEGABYTE
@@ -66,8 +83,8 @@ class Settings(BaseSettings):
     smtp_url: str = "smtp://127.0.0.1:25"
     support_address: str = "support@localhost"
     message_id_domain: str = ""
-    secret_key: str = "change-me"
-    notify_new_tickets_to: list[str] = Field(default_factory=list)
+    secret_key: str = DEFAULT_SECRET_KEY
+    notify_new_tickets_to: CommaList = Field(default_factory=list)
     notify_client_on_create: bool = True
     notify_client_on_close: bool = True
     notify_client_on_merge: bool = True

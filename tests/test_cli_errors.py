@@ -21,6 +21,7 @@ def env(tmp_path: Path) -> dict[str, str | None]:
         **cleared,
         "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mt.db'}",
         "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+        "MAILTICKETS_SECRET_KEY": "a-test-secret-of-some-length",
     }
 
 

@@ -17,6 +17,7 @@ from mailtickets.cli.errors import EX_USAGE, HANDLED, as_cli_error, set_exit_cod
 # pipe delivery (`mailtickets ingest`, started once per message by the MTA) does not pay for the API,
 # the IMAP server of the demo, or Alembic.
 LAZY_COMMANDS = {
+    "check": "mailtickets.cli.check:check",
     "db": "mailtickets.cli.core:db",
     "ingest": "mailtickets.cli.core:ingest",
     "tickets": "mailtickets.cli.lifecycle:tickets_group",
@@ -62,4 +63,5 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """mailtickets: email to helpdesk tickets."""
-    ctx.obj = CliState(settings_from(config_file))
+    # `check` lists unknown environment names among its findings; every other command warns here.
+    ctx.obj = CliState(settings_from(config_file, warn_unknown_env=ctx.invoked_subcommand != "check"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mailtickets.cli.errors import as_cli_error
 from mailtickets.db import create_engine, session_factory
 from mailtickets.settings import Settings, load_settings
+from mailtickets.settings_check import unknown_env_names
 from mailtickets.store_status import check_store
 
 T = TypeVar("T")
@@ -33,12 +35,15 @@ def config_option(help_text: str) -> Callable[[F], F]:
     return click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help=help_text)
 
 
-def settings_from(config_file: Path | None) -> Settings:
+def settings_from(config_file: Path | None, *, warn_unknown_env: bool = True) -> Settings:
     """Settings from the environment and the TOML file; a bad file or value is a one-line CLI error."""
     try:
-        return load_settings(config_file)
+        settings = load_settings(config_file)
     except ValueError as exc:  # ConfigFileError, and pydantic's ValidationError
         raise as_cli_error(exc) from exc
+    for problem in unknown_env_names(os.environ) if warn_unknown_env else []:  # else ignored silently
+        click.echo(str(problem), err=True)
+    return settings
 
 
 def run_with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
