@@ -30,10 +30,13 @@ async def get_client(context: Context, _caller: CallerDep, client_id: RowId) -> 
     "/clients", status_code=201, response_model=ClientOut, tags=["clients"], openapi_extra=body_of(ClientFields)
 )
 async def create_client(context: Context, _caller: CallerDep, data: JsonObject) -> ClientOut:
-    """Create a client; 409 when the name or a domain already belongs to another client."""
+    """Create a client; 409 when the name or a domain already belongs to another client.
+
+    A public mail provider's domain (gmail.com, outlook.com…) is 422 unless `force` is true.
+    """
     fields = parse_model(ClientFields, data, "client")
     async with transaction(context.sessions) as session:
-        return client_view(await directory.create_client(session, fields.name, fields.domains))
+        return client_view(await directory.create_client(session, fields.name, fields.domains, force=fields.force))
 
 
 @router.post(
@@ -44,10 +47,11 @@ async def create_client(context: Context, _caller: CallerDep, data: JsonObject) 
     openapi_extra=body_of(DomainFields),
 )
 async def add_domain(context: Context, _caller: CallerDep, client_id: RowId, data: JsonObject) -> ClientOut:
-    """Register a domain for the client; 409 when another client has it."""
+    """Register a domain for the client; 409 when another client has it, 422 for a public mail provider's
+    domain unless `force` is true."""
     fields = parse_model(DomainFields, data, "domain")
     async with transaction(context.sessions) as session:
-        await directory.add_domain(session, client_id, fields.domain)
+        await directory.add_domain(session, client_id, fields.domain, force=fields.force)
         return client_view(await directory.get_client(session, client_id))
 
 

@@ -15,6 +15,9 @@ from mailtickets.directory.views import agent_view, client_view, contact_view
 Sessions = async_sessionmaker[AsyncSession]
 
 
+FORCE_HELP = "Register a public mail provider's domain (gmail.com…) all the same: all its users become this client's."
+
+
 @click.group()
 def clients() -> None:
     """Clients and their registered email domains."""
@@ -23,13 +26,14 @@ def clients() -> None:
 @clients.command("add")
 @click.argument("name")
 @click.option("--domain", "domains", multiple=True, help="A registered domain (repeatable).")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_state
-def clients_add(state: CliState, name: str, domains: tuple[str, ...]) -> None:
+def clients_add(state: CliState, name: str, domains: tuple[str, ...], force: bool) -> None:
     """Add a client NAME with its domains."""
 
     async def work(sessions: Sessions) -> dict[str, Any]:
         async with transaction(sessions) as session:
-            client = await directory.create_client(session, name, list(domains))
+            client = await directory.create_client(session, name, list(domains), force=force)
             return client_view(client).model_dump(mode="json")
 
     row = run_with_store(state.settings, work)
@@ -39,16 +43,33 @@ def clients_add(state: CliState, name: str, domains: tuple[str, ...]) -> None:
 @clients.command("add-domain")
 @click.argument("name")
 @click.argument("domain")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_state
-def clients_add_domain(state: CliState, name: str, domain: str) -> None:
+def clients_add_domain(state: CliState, name: str, domain: str, force: bool) -> None:
     """Register one more DOMAIN for the client NAME."""
 
     async def work(sessions: Sessions) -> str:
         async with transaction(sessions) as session:
             client = await directory.get_client_by_name(session, name)
-            return (await directory.add_domain(session, client.id, domain)).domain
+            return (await directory.add_domain(session, client.id, domain, force=force)).domain
 
     click.echo(f"{run_with_store(state.settings, work)} belongs to {name}")
+
+
+@clients.command("remove-domain")
+@click.argument("name")
+@click.argument("domain")
+@pass_state
+def clients_remove_domain(state: CliState, name: str, domain: str) -> None:
+    """Stop matching mail from DOMAIN to the client NAME (its contacts and tickets stay)."""
+
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            client = await directory.get_client_by_name(session, name)
+            await directory.remove_domain(session, client.id, domain)
+
+    run_with_store(state.settings, work)
+    click.echo(f"{domain} no longer belongs to {name}")
 
 
 @clients.command("list")

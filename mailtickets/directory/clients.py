@@ -7,22 +7,28 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from mailtickets.directory.providers import is_public_mail_provider
 from mailtickets.directory.validation import (
     CLIENT_NAME_MAX,
     FieldConflict,
     parse_domains,
     require_name,
 )
-from mailtickets.errors import NotFound
+from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import Client, ClientDomain
 
 WITH_DOMAINS = selectinload(Client.domains)  # Client.domains load only when asked for
 
 
-async def create_client(session: AsyncSession, name: str, domains: list[str] | None = None) -> Client:
-    """A new client with its domains; Conflict when the name or a domain is taken."""
+async def create_client(
+    session: AsyncSession, name: str, domains: list[str] | None = None, *, force: bool = False
+) -> Client:
+    """A new client with its domains; Conflict when the name or a domain is taken.
+
+    A public mail provider's domain (gmail.com…) is refused unless `force`: see directory/providers.py.
+    """
     name = require_name(name, max_length=CLIENT_NAME_MAX)
-    wanted = parse_domains(domains or [])
+    wanted = client_domains(domains or [], force=force)
     existing = await session.scalar(select(Client).where(Client.name == name))
     if existing is not None:
         raise FieldConflict(f"a client named {name!r} already exists (id {existing.id})", {"name": "taken"})
@@ -36,10 +42,10 @@ async def create_client(session: AsyncSession, name: str, domains: list[str] | N
     return client
 
 
-async def add_domain(session: AsyncSession, client_id: int, domain: str) -> ClientDomain:
+async def add_domain(session: AsyncSession, client_id: int, domain: str, *, force: bool = False) -> ClientDomain:
     """Register one more domain for a client (idempotent when the client already has it)."""
     client = await get_client(session, client_id)
-    (normalized,) = parse_domains([domain])
+    (normalized,) = client_domains([domain], force=force)
     for known in client.domains:
         if known.domain == normalized:
             return known
@@ -49,6 +55,18 @@ async def add_domain(session: AsyncSession, client_id: int, domain: str) -> Clie
     await _flush(session)
     await session.refresh(client, ["domains"])
     return row
+
+
+def client_domains(values: list[str], *, force: bool) -> list[str]:
+    """Normalised domains; InvalidInput naming the public mail providers among them unless `force`."""
+    wanted = parse_domains(values)
+    public = [domain for domain in wanted if is_public_mail_provider(domain)]
+    if public and not force:
+        raise InvalidInput(
+            "a public mail provider's domain would give every one of its users to this client",
+            {"domains": f"{', '.join(public)} is a public mail provider: register contacts instead, or force it"},
+        )
+    return wanted
 
 
 async def remove_domain(session: AsyncSession, client_id: int, domain: str) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.clock import Clock
+from mailtickets.directory.validation import is_valid_email, normalize_email
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
 from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
@@ -72,6 +73,9 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     overrides = await resolve(context.session, ruling) if ruling is not None else TicketOverrides()
     if overrides.client is not None and not sender.known:
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=overrides.client)
+    if sender.contact is None and sender.client is not None and not is_valid_email(sender.address):
+        # It would become a contact the CLI and API refuse: one address rule for every door.
+        return Decision(Outcome.QUARANTINED, reason=f"From address {sender.address!r} is not a valid contact address")
     thread = await find_thread(context.session, parsed, settings)
     if thread is not None:
         return await _threaded(context, thread, sender, overrides)
@@ -222,10 +226,14 @@ async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
     if sender.contact is not None:
         return sender.contact
     parsed = context.parsed
+    try:
+        email = normalize_email(sender.address)
+    except ValueError as exc:  # a release of held mail: the admin is told, nothing is written
+        raise InvalidInput(f"the From address cannot be a contact's: {exc}", {"sender": str(exc)}) from exc
     contact = Contact(
         client=sender.client,
         name=(parsed.sender_name or sender.address.partition("@")[0])[:64],
-        email=sender.address,
+        email=email,
         created_at=context.clock.now(),
         updated_at=context.clock.now(),
     )
