@@ -25,9 +25,7 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """A failure the API itself detects (authentication, a missing or malformed body)."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: Sequence[tuple[str, str]] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Sequence[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -98,6 +98,10 @@ async def get_client_by_name(session: AsyncSession, name: str) -> Client:
 async def list_clients(session: AsyncSession, *, limit: int | None = None, offset: int = 0) -> list[Client]:
     query = select(Client).options(WITH_DOMAINS).order_by(Client.id).offset(offset).limit(limit)
     return list(await session.scalars(query))
+
+
+async def count_clients(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Client)) or 0)
 
 
 async def _check_domain_free(session: AsyncSession, domain: str, client_id: int | None) -> None:

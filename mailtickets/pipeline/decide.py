@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +25,7 @@ from mailtickets.rules.facts import MessageFacts
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
 from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
-from mailtickets.tickets.lifecycle import client_answered
+from mailtickets.tickets.lifecycle import client_answered, may_reopen
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
 from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
 
@@ -148,7 +147,7 @@ def is_own_sender(address: str, settings: Settings) -> bool:
 async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
     ticket = thread.ticket
     if ticket.status == TicketStatus.CLOSED:
-        if not _may_reopen(context, ticket):
+        if not may_reopen(context.settings, ticket, context.clock.now()):
             return await _new_ticket(context, sender, overrides, linked=ticket)
         ticket.status = TicketStatus.OPEN
         ticket.closed_at = None
@@ -167,18 +166,6 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
 
     reason = f"threaded by {thread.threaded_by}"
     return Decision(outcome, reason=reason, ticket=ticket, message=message, make_events=events)
-
-
-def _may_reopen(context: Context, ticket: Ticket) -> bool:
-    policy = context.settings.reopen_policy
-    if policy == "always-reopen":
-        return True
-    if policy == "new-linked":
-        return False
-    if ticket.closed_at is None:
-        return True
-    window = timedelta(days=context.settings.reopen_window_days)
-    return context.clock.now() - ticket.closed_at <= window
 
 
 async def _new_ticket(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.errors import NotFound
@@ -46,6 +46,13 @@ async def list_held(
     if state is not None:
         query = query.where(InboundMail.quarantine_state == state)
     return [held_summary(r) for r in await session.scalars(query.limit(limit).offset(offset))]
+
+
+async def count_held(session: AsyncSession, state: QuarantineState | None = QuarantineState.HELD) -> int:
+    query = select(func.count()).select_from(InboundMail).where(InboundMail.quarantine_state.is_not(None))
+    if state is not None:
+        query = query.where(InboundMail.quarantine_state == state)
+    return int(await session.scalar(query) or 0)
 
 
 async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> dict[str, Any]:
