@@ -32,7 +32,8 @@ class HeldOut(BaseModel):
 
 class HeldDetail(HeldOut):
     to: list[str]
-    text: str
+    headers: list[tuple[str, str]]  # the top-level headers, printable
+    text: str  # a printable rendering; binary content is summarised, not shown
 
 
 class ReleaseRequest(BaseModel):
