@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets import directory
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
+from mailtickets.directory.agents import set_agent_active
 from mailtickets.directory.views import agent_view, client_view, contact_view
+from mailtickets.errors import NotFound
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -146,6 +148,34 @@ def contacts_list(state: CliState, as_json: bool) -> None:
         click.echo(f"{row['id']}\t{row['name']}\t{row['email'] or ''}\t{row['client'] or ''}")
 
 
+@contacts.command("deactivate")
+@click.argument("email")
+@pass_state
+def contacts_deactivate(state: CliState, email: str) -> None:
+    """Deactivate the contact with EMAIL: it stays on its tickets, its mail is matched by domain only."""
+    _set_contact_active(state, email, active=False)
+
+
+@contacts.command("activate")
+@click.argument("email")
+@pass_state
+def contacts_activate(state: CliState, email: str) -> None:
+    """Make a deactivated contact active again."""
+    _set_contact_active(state, email, active=True)
+
+
+def _set_contact_active(state: CliState, email: str, *, active: bool) -> None:
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            contact = await directory.find_contact_by_email(session, email)
+            if contact is None:
+                raise NotFound(f"no contact with email {email.strip()}")
+            await directory.update_contact(session, contact.id, {"active": active})
+
+    run_with_store(state.settings, work)
+    click.echo(f"contact {email.strip()} {'activated' if active else 'deactivated'}")
+
+
 @click.group()
 def agents() -> None:
     """Agents who answer tickets."""
@@ -182,6 +212,31 @@ def agents_list(state: CliState, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['id']}\t{row['name']}\t{row['email']}")
+
+
+@agents.command("deactivate")
+@click.argument("email")
+@pass_state
+def agents_deactivate(state: CliState, email: str) -> None:
+    """Deactivate the agent with EMAIL (someone who left): kept on their tickets' history."""
+    _set_agent_active(state, email, active=False)
+
+
+@agents.command("activate")
+@click.argument("email")
+@pass_state
+def agents_activate(state: CliState, email: str) -> None:
+    """Make a deactivated agent active again."""
+    _set_agent_active(state, email, active=True)
+
+
+def _set_agent_active(state: CliState, email: str, *, active: bool) -> None:
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            await set_agent_active(session, email, active)
+
+    run_with_store(state.settings, work)
+    click.echo(f"agent {email.strip()} {'activated' if active else 'deactivated'}")
 
 
 COMMANDS = [clients, contacts, agents]
