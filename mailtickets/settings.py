@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = "sqlite+aiosqlite:///./mailtickets.db"
     data_dir: Path = Path("./mailtickets-data")
+    raw_mail_retention_days: float = 0.0  # `mailtickets db purge` forgets older raw mail; 0: keep it forever
 
     # Tickets and threading
     ticket_prefix: str = "TCK-"
