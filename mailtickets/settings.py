@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 MEGABYTE = 1024 * 1024
-DEFAULT_SECRET_KEY = "change-me"  # `mailtickets run` refuses it (and any "change-me…" placeholder)
+DEFAULT_SECRET_KEY = "change-me"  # `mailtickets run` refuses it (and warns about any other "change-me…")
 
 
 def comma_list(value: Any) -> Any:

@@ -64,8 +64,10 @@ def problems(settings: Settings, environ: Mapping[str, str]) -> list[Problem]:
     from mailtickets.ingest.mailbox_config import configured_mailboxes
 
     found = unknown_env_names(environ)
-    if settings.secret_key.startswith(DEFAULT_SECRET_KEY):
-        found.append(Problem("error", "secret_key", "is a placeholder: set a long random value (it signs Message-IDs)"))
+    if settings.secret_key == DEFAULT_SECRET_KEY:
+        found.append(Problem("error", "secret_key", "is the default: set a long random value (it signs Message-IDs)"))
+    elif settings.secret_key.startswith(DEFAULT_SECRET_KEY):
+        found.append(Problem("warning", "secret_key", "looks like a placeholder: set a long random value"))
     elif len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
         found.append(Problem("error", "secret_key", f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"))
     domain = settings.support_address.rpartition("@")[2].lower()

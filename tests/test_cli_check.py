@@ -78,7 +78,7 @@ def test_run_refuses_the_default_secret_key(env: dict[str, str | None]) -> None:
     assert invoke(env, "db", "upgrade").exit_code == 0
     result = invoke(env, "run", MAILTICKETS_HTTP_BIND="")
     assert result.exit_code == 78
-    assert "secret_key: is a placeholder" in result.output and "mailtickets check" in result.output
+    assert "secret_key: is the default" in result.output and "mailtickets check" in result.output
 
 
 def test_run_logs_a_warning_for_each_risky_default(

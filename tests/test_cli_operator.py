@@ -53,3 +53,14 @@ def test_contacts_and_agents_are_deactivated_and_activated_by_email(runner: CliR
     assert json.loads(ok(runner, "agents", "list", "--json"))[0]["active"] is False
     missing = runner.invoke(main, ["agents", "deactivate", "nobody@helpdesk.example"])
     assert missing.exit_code == 66 and "no agent with email nobody@helpdesk.example" in missing.output
+
+
+def test_quickstart_makes_a_client_and_a_key_once(runner: CliRunner) -> None:
+    first = ok(runner, "quickstart", "--client", "Acme Corp", "--domain", "acme.example")
+    key = first.strip().splitlines()[-1]
+    assert "client 'Acme Corp' created with domain acme.example" in first and key.startswith("mtk_")
+    again = ok(runner, "quickstart", "--client", "Acme Corp", "--domain", "acme.example")
+    assert "exists" in again and "mtk_" not in again
+    clients = json.loads(ok(runner, "clients", "list", "--json"))
+    assert [(c["name"], c["domains"]) for c in clients] == [("Acme Corp", ["acme.example"])]
+    assert [k["name"] for k in json.loads(ok(runner, "apikey", "list", "--json"))] == ["quickstart"]

@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "jobs": "mailtickets.cli.jobs:jobs",
     "demo": "mailtickets.cli.demo:demo",
     "quarantine": "mailtickets.cli.quarantine:quarantine",
+    "quickstart": "mailtickets.cli.quickstart:quickstart",
     "backfill": "mailtickets.cli.backfill:backfill",
 }
 
