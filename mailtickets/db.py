@@ -12,7 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
-from mailtickets.store_status import parse_database_url
+from mailtickets.storage import create_private_file
+from mailtickets.store_status import parse_database_url, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -94,4 +95,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations (synchronous: Alembic's env runs its own event loop for async drivers)."""
     from alembic import command
 
+    database = sqlite_path(parse_database_url(url))
+    if database is not None:  # the one place a database is created: private (0600) from the start
+        create_private_file(database)
     command.upgrade(alembic_config(url), revision)

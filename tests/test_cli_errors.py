@@ -84,7 +84,7 @@ def test_a_bind_without_host_is_refused_at_start(env: dict[str, str | None], set
     result = invoke(env, "tickets", "list", **{setting: "8000"})
     assert result.exit_code == EX_CONFIG
     name = setting.removeprefix("MAILTICKETS_").lower()
-    assert f"setting {name}: must be HOST:PORT, e.g. 127.0.0.1:8000 (not '8000')" in one_line_error(result)
+    assert f"invalid settings: {name}: must be HOST:PORT, e.g. 127.0.0.1:8000 (not '8000')" in one_line_error(result)
 
 
 def test_db_upgrade_says_what_it_did(env: dict[str, str | None], tmp_path: Path) -> None:

@@ -71,20 +71,9 @@ def exit_code_for(exc: BaseException) -> int:
 def message_for(exc: BaseException) -> str:
     if isinstance(exc, InvalidInput) and exc.fields:
         return f"{exc} ({'; '.join(f'{k}: {v}' for k, v in exc.fields.items())})"
-    if isinstance(exc, ValidationError):
-        return settings_problems(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or first_line(exc)}"
     return first_line(exc)
-
-
-def settings_problems(exc: ValidationError) -> str:
-    """pydantic's multi-line report as one line: `setting http_bind: must be HOST:PORT …`."""
-    problems = [
-        f"setting {'.'.join(str(part) for part in error['loc']) or '?'}: {error['msg'].removeprefix('Value error, ')}"
-        for error in exc.errors()
-    ]
-    return "; ".join(problems)
 
 
 def as_cli_error(exc: BaseException) -> CliError:

@@ -14,13 +14,15 @@ class IngestResult:
     ticket: str | None  # e.g. "TCK-12"
     reason: str | None
     message_id: str | None
+    authenticated: bool | None = None  # the trusted verdict on the sender; None: no verdict
 
-    def as_json(self) -> dict[str, str | None]:
+    def as_json(self) -> dict[str, str | bool | None]:
         return {
             "outcome": self.outcome.value,
             "ticket": self.ticket,
             "reason": self.reason,
             "message_id": self.message_id,
+            "authenticated": self.authenticated,
         }
 
 

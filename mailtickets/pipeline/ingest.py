@@ -29,6 +29,9 @@ from mailtickets.pipeline.decide import Context, Decision, decide, decide_releas
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
+from mailtickets.trust.authres import NO_VERDICT, SenderAuth
+from mailtickets.trust.dkim import TxtLookup
+from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class Received:
 
 class Pipeline:
     metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
+    dkim_lookup: TxtLookup | None = None  # DKIM key lookup for `dkim_verify`; None: DNS (tests give keys)
 
     def __init__(
         self,
@@ -69,15 +73,23 @@ class Pipeline:
         await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
+        verdict = await self._verdict(parsed, raw)
 
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
             # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
+            return await self._process(session, received, parsed, problem, verdict, look_up_first=attempt > 0)
 
         result = await self._in_transaction(work)
         self._log(result, received)
         return result
+
+    async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
+        if parsed is None:
+            return NO_VERDICT
+        if self.settings.dkim_verify:  # DNS lookups block: off the event loop
+            return await asyncio.to_thread(verdict_for, parsed, self.settings, raw, self.dkim_lookup)
+        return verdict_for(parsed, self.settings)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -93,7 +105,8 @@ class Pipeline:
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()
-            context = Context(session, self.settings, self.clock, self.files, parsed, held.source)
+            verdict = await self._verdict(parsed, raw)
+            context = Context(session, self.settings, self.clock, self.files, parsed, held.source, verdict)
             decision = await decide_release(context, client)
             return await self._commit_decision(
                 session,
@@ -101,6 +114,7 @@ class Pipeline:
                 parsed,
                 dedupe_key(parsed, held.raw_sha256),
                 decision,
+                verdict.authenticated,
             )
 
         result = await self._in_transaction(work)
@@ -148,6 +162,7 @@ class Pipeline:
         received: Received,
         parsed: ParsedMessage | None,
         problem: str | None,
+        verdict: SenderAuth,
         *,
         look_up_first: bool,
     ) -> IngestResult:
@@ -162,27 +177,41 @@ class Pipeline:
                 original.reference if original else None,
                 f"already processed as {existing.outcome.value}",
                 parsed.message_id if parsed else None,
+                existing.authenticated,
             )
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
             decision = await decide(context, await self.rules.active_rules(session))
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        authenticated: bool | None = None,
     ) -> IngestResult:
-        record = self._record(received, parsed, key, decision)
+        if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
+            decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
+        record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
-        return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
+        return IngestResult(
+            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated
+        )
 
-    def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:
+    def _record(
+        self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision, authenticated: bool | None
+    ) -> InboundMail:
         keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
         if keep_raw:
             self.raw_store.put_with_digest(received.raw, received.sha256)
@@ -200,6 +229,7 @@ class Pipeline:
             raw_stored=keep_raw,
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
+            authenticated=authenticated,
         )
 
 
