@@ -123,3 +123,12 @@ def test_a_usage_mistake_exits_ex_usage(env: dict[str, str | None], tmp_path: Pa
     result = invoke(env, "rules", "import", str(tmp_path / "missing.toml"))
     assert result.exit_code == EX_USAGE
     assert "missing.toml' does not exist" in result.output.strip().splitlines()[-1]
+
+
+def test_db_upgrade_names_the_revisions_it_upgraded_between(env: dict[str, str | None], tmp_path: Path) -> None:
+    from mailtickets.db import upgrade
+
+    upgrade(str(env["MAILTICKETS_DATABASE_URL"]), "0001")
+    result = invoke(env, "db", "upgrade")
+    assert result.exit_code == 0 and f"database at {tmp_path / 'mt.db'} upgraded from 0001 to " in result.output
+    assert "upgraded from 0001 to 0001" not in result.output
