@@ -119,3 +119,12 @@ async def test_a_ticket_made_by_the_api_tells_the_dispatcher_its_text(
         mails = list(await session.scalars(select(OutboxMail).where(OutboxMail.kind == "new_ticket")))
     assert [m.recipient for m in mails] == ["dispatch@helpdesk.example"]
     assert "The printer on floor 3 is jammed." in _text(mails[0].raw)
+
+
+async def test_a_ticket_takes_its_client_by_name_as_the_cli_does(api: httpx.AsyncClient) -> None:
+    created = await api.post(BASE, json={"subject": "Phone call", "client": "Acme"})
+    assert created.status_code == 201 and created.json()["client"] == "Acme"
+    unknown = await api.post(BASE, json={"subject": "Phone call", "client": "Nobody"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["fields"] == {"client": "no client named 'Nobody'"}
+    clash = await api.post(BASE, json={"subject": "Phone call", "client": "Acme", "client_id": 99})
+    assert clash.status_code == 422 and "client" in clash.json()["error"]["fields"]
