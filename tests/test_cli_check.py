@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -20,13 +19,8 @@ SECRET = "a-test-secret-of-some-length"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str | None]:
-    cleared: dict[str, str | None] = {name: None for name in os.environ if name.startswith("MAILTICKETS_")}
-    return {
-        **cleared,
-        "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mt.db'}",
-        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
-    }
+def env(clean_cli_env: dict[str, str | None]) -> dict[str, str | None]:
+    return clean_cli_env
 
 
 def invoke(env: dict[str, str | None], *args: str, **changes: str) -> Result:

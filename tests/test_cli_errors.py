@@ -3,7 +3,6 @@ and no command but `db upgrade` creates a database."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -15,12 +14,9 @@ from mailtickets.cli.errors import EX_CONFIG, EX_TEMPFAIL, EX_UNAVAILABLE, EX_US
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str | None]:
-    cleared: dict[str, str | None] = {name: None for name in os.environ if name.startswith("MAILTICKETS_")}
+def env(clean_cli_env: dict[str, str | None]) -> dict[str, str | None]:
     return {
-        **cleared,
-        "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mt.db'}",
-        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+        **clean_cli_env,
         "MAILTICKETS_SECRET_KEY": "a-test-secret-of-some-length",
     }
 

@@ -4,32 +4,22 @@ between SQLite and PostgreSQL both ways, and `db purge` of kept raw mail."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import POSTGRES_URL, _run_in_thread
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from mailtickets.cli import main
-from mailtickets.db import create_engine
 from tests.builders import make_message
 
 COUNTED = ["clients", "contacts", "tickets", "ticket_messages", "attachments", "inbound_mail", "outbox", "api_keys"]
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str | None]:
-    cleared: dict[str, str | None] = {name: None for name in os.environ if name.startswith("MAILTICKETS_")}
+def env(clean_cli_env: dict[str, str | None]) -> dict[str, str | None]:
     return {
-        **cleared,
-        "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mt.db'}",
-        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+        **clean_cli_env,
         "MAILTICKETS_SUPPORT_ADDRESS": "support@helpdesk.example",
         "MAILTICKETS_NOTIFY_NEW_TICKETS_TO": "dispatch@helpdesk.example",
     }
@@ -71,25 +61,6 @@ def test_backup_holds_a_consistent_database_and_the_data_folder(env: dict[str, s
     assert again.exit_code == 78 and "already exists" in again.output
 
 
-@pytest.fixture
-def empty_postgres() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("MAILTICKETS_TEST_POSTGRES_URL is not set (.ci/run sets it to the local server)")
-    name = f"mailtickets_copy_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        engine = create_engine(POSTGRES_URL or "", isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(sql))
-        finally:
-            await engine.dispose()
-
-    _run_in_thread(admin(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    _run_in_thread(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @pytest.mark.postgres
 def test_copy_sqlite_to_postgresql_and_back(env: dict[str, str | None], tmp_path: Path, empty_postgres: str) -> None:
     ok(env, "db", "upgrade")
@@ -121,6 +92,7 @@ def test_copy_refuses_itself_and_a_missing_folder(env: dict[str, str | None], tm
 def test_purge_forgets_old_raw_mail_but_keeps_held_mail(env: dict[str, str | None], tmp_path: Path) -> None:
     ok(env, "db", "upgrade")
     seed(env)
+
     def raw_files() -> list[Path]:
         return sorted(p for p in (tmp_path / "data" / "raw").rglob("*") if p.is_file())
 

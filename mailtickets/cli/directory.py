@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -11,13 +12,15 @@ from mailtickets import directory
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
 from mailtickets.directory.agents import set_agent_active
+from mailtickets.directory.contacts import set_contact_active
 from mailtickets.directory.views import agent_view, client_view, contact_view
-from mailtickets.errors import NotFound
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 FORCE_HELP = "Register a public mail provider's domain (gmail.com…) all the same: all its users become this client's."
+
+ActiveSetter = Callable[[AsyncSession, str, bool], Awaitable[object]]
 
 
 @click.group()
@@ -148,34 +151,6 @@ def contacts_list(state: CliState, as_json: bool) -> None:
         click.echo(f"{row['id']}\t{row['name']}\t{row['email'] or ''}\t{row['client'] or ''}")
 
 
-@contacts.command("deactivate")
-@click.argument("email")
-@pass_state
-def contacts_deactivate(state: CliState, email: str) -> None:
-    """Deactivate the contact with EMAIL: it stays on its tickets, its mail is matched by domain only."""
-    _set_contact_active(state, email, active=False)
-
-
-@contacts.command("activate")
-@click.argument("email")
-@pass_state
-def contacts_activate(state: CliState, email: str) -> None:
-    """Make a deactivated contact active again."""
-    _set_contact_active(state, email, active=True)
-
-
-def _set_contact_active(state: CliState, email: str, *, active: bool) -> None:
-    async def work(sessions: Sessions) -> None:
-        async with transaction(sessions) as session:
-            contact = await directory.find_contact_by_email(session, email)
-            if contact is None:
-                raise NotFound(f"no contact with email {email.strip()}")
-            await directory.update_contact(session, contact.id, {"active": active})
-
-    run_with_store(state.settings, work)
-    click.echo(f"contact {email.strip()} {'activated' if active else 'deactivated'}")
-
-
 @click.group()
 def agents() -> None:
     """Agents who answer tickets."""
@@ -214,29 +189,30 @@ def agents_list(state: CliState, as_json: bool) -> None:
         click.echo(f"{row['id']}\t{row['name']}\t{row['email']}")
 
 
-@agents.command("deactivate")
-@click.argument("email")
-@pass_state
-def agents_deactivate(state: CliState, email: str) -> None:
-    """Deactivate the agent with EMAIL (someone who left): kept on their tickets' history."""
-    _set_agent_active(state, email, active=False)
+def activation_commands(group: click.Group, what: str, setter: ActiveSetter, gone: str) -> None:
+    """`GROUP deactivate EMAIL` and `GROUP activate EMAIL`: someone who left, kept on their tickets."""
+    for verb, active in (("deactivate", False), ("activate", True)):
+        group.add_command(_activation_command(what, verb, active, setter, "" if active else gone))
 
 
-@agents.command("activate")
-@click.argument("email")
-@pass_state
-def agents_activate(state: CliState, email: str) -> None:
-    """Make a deactivated agent active again."""
-    _set_agent_active(state, email, active=True)
+def _activation_command(what: str, verb: str, active: bool, setter: ActiveSetter, note: str) -> click.Command:
+    @click.command(verb, help=f"{verb.capitalize()} the {what} with EMAIL. {note}".strip())
+    @click.argument("email")
+    @pass_state
+    def command(state: CliState, email: str) -> None:
+        async def work(sessions: Sessions) -> None:
+            async with transaction(sessions) as session:
+                await setter(session, email, active)
+
+        run_with_store(state.settings, work)
+        click.echo(f"{what} {email.strip()} {verb}d")
+
+    return command
 
 
-def _set_agent_active(state: CliState, email: str, *, active: bool) -> None:
-    async def work(sessions: Sessions) -> None:
-        async with transaction(sessions) as session:
-            await set_agent_active(session, email, active)
-
-    run_with_store(state.settings, work)
-    click.echo(f"agent {email.strip()} {'activated' if active else 'deactivated'}")
-
+activation_commands(
+    contacts, "contact", set_contact_active, "It stays on its tickets; its mail is matched by domain only."
+)
+activation_commands(agents, "agent", set_agent_active, "Their tickets and history stay.")
 
 COMMANDS = [clients, contacts, agents]
