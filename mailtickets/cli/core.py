@@ -23,7 +23,7 @@ EX_TEMPFAIL = 75  # sendmail/Postfix convention: keep the message and try again 
 
 @click.group()
 def db() -> None:
-    """Database schema."""
+    """Database: schema (upgrade), backup, copy to another database, purge of kept raw mail."""
 
 
 @db.command("upgrade")
