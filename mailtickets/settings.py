@@ -154,8 +154,9 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """`mx.google.com, *.prod.outlook.com` in the environment; a list in TOML."""
-        if isinstance(value, str):
-            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [str(item).strip().lower() for item in items if str(item).strip()]
         return value
 
     @classmethod

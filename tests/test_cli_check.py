@@ -48,6 +48,7 @@ def test_check_masks_every_secret_and_lists_every_problem(env: dict[str, str | N
         ("warning", "MAILTICKETS_DATABSE_URL"),
         ("warning", "smtp_url"),  # nothing answers on port 1
         ("error", "database_url"),  # no database yet
+        ("warning", "security"),  # no trusted authserv-id: the posture `run` logs at start
     }
     typo = next(p for p in report["problems"] if p["setting"] == "MAILTICKETS_DATABSE_URL")
     assert "did you mean MAILTICKETS_DATABASE_URL?" in typo["message"]
@@ -61,6 +62,7 @@ def test_check_passes_on_sound_settings(env: dict[str, str | None]) -> None:
             "MAILTICKETS_SUPPORT_ADDRESS": "support@helpdesk.example",
             "MAILTICKETS_SMTP_URL": f"smtp://127.0.0.1:{smtp.getsockname()[1]}",
             "MAILTICKETS_LMTP_BIND": "127.0.0.1:8024",
+            "MAILTICKETS_TRUSTED_AUTHSERV_IDS": "mx.helpdesk.example",
         }
         result = invoke(env, "check", **sound)
     assert result.exit_code == 0, result.output

@@ -71,32 +71,19 @@ async def test_stored_attachment_names_carry_no_bidi_controls(world: Store) -> N
     assert names == ["invoicefdp.exe"]
 
 
+def _ingest_json(settings_env: dict[str, str], message_id: str, verdict: str) -> dict[str, object]:
+    headers = {"Authentication-Results": f"mx.site.example; {verdict} header.from=acme.example"}
+    return dict(
+        json.loads(
+            cli(settings_env, "ingest", "--json", stdin=make_message(message_id=message_id, headers=headers)).stdout
+        )
+    )
+
+
 def test_ingest_json_says_whether_the_sender_was_authenticated(env: dict[str, str]) -> None:  # noqa: F811
-    mail = make_message(headers={"Authentication-Results": "mx.site.example; dmarc=pass header.from=acme.example"})
-    unconfigured = json.loads(cli(env, "ingest", "--json", stdin=mail).stdout)
-    assert unconfigured["authenticated"] is None
+    assert _ingest_json(env, "<j1@acme.example>", "dmarc=pass")["authenticated"] is None  # nothing trusted
     trusted = {**env, "MAILTICKETS_TRUSTED_AUTHSERV_IDS": "mx.site.example, *.prod.outlook.com"}
-    passed = json.loads(
-        cli(
-            trusted,
-            "ingest",
-            "--json",
-            stdin=make_message(
-                message_id="<j2@acme.example>",
-                headers={"Authentication-Results": "mx.site.example; dmarc=pass header.from=acme.example"},
-            ),
-        ).stdout
-    )
+    passed = _ingest_json(trusted, "<j2@acme.example>", "dmarc=pass")
     assert (passed["outcome"], passed["authenticated"]) == ("created", True)
-    failed = json.loads(
-        cli(
-            trusted,
-            "ingest",
-            "--json",
-            stdin=make_message(
-                message_id="<j3@acme.example>",
-                headers={"Authentication-Results": "mx.site.example; dmarc=fail header.from=acme.example"},
-            ),
-        ).stdout
-    )
+    failed = _ingest_json(trusted, "<j3@acme.example>", "dmarc=fail")
     assert (failed["outcome"], failed["authenticated"]) == ("quarantined", False)

@@ -53,7 +53,7 @@ def _config(tmp_path: Path, server: ImapServer) -> Path:
     return config
 
 
-def _wait(predicate: object, seconds: float = 20) -> None:
+def _wait(predicate: object, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]

@@ -10,7 +10,8 @@ import click
 
 from mailtickets.cli.common import CliState, echo_json, pass_state
 from mailtickets.cli.errors import EX_CONFIG
-from mailtickets.settings_check import masked, problems, reachability
+from mailtickets.service.posture import security_warnings
+from mailtickets.settings_check import Problem, masked, problems, reachability
 
 
 @click.command("check")
@@ -21,6 +22,9 @@ def check(state: CliState, as_json: bool, offline: bool) -> None:
     """Print the effective settings and every problem in them; exit 78 (EX_CONFIG) if any is an error."""
     settings = state.settings
     found = problems(settings, os.environ)
+    if not any(p.setting == "mailboxes" and p.level == "error" for p in found):
+        # The trust posture `run` logs at start (service/posture.py), listed here as well.
+        found += [Problem("warning", "security", warning) for warning in security_warnings(settings)]
     if not offline:
         found += asyncio.run(reachability(settings))
     shown = masked(settings)
