@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
-from mailtickets.storage import create_private_file
+from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     database = sqlite_path(parse_database_url(url))
-    if database is not None:  # the one place a database is created: private (0600) from the start
+    if database is not None:  # the one place a database is created: private (0600, folders 0700) from the start
+        make_private_dirs(database.parent)  # the CLI's `db upgrade` refuses a missing folder before this
         create_private_file(database)
     command.upgrade(alembic_config(url), revision)
