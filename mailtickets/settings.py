@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
+    # Admin console (/admin/ on http_bind)
+    public_url: str = ""  # e.g. https://helpdesk.example.com: https makes the session cookie Secure
+    console_session_hours: float = 12.0
+    console_login_failures_per_account: int = 5
+    console_login_failures_per_address: int = 20
+    console_login_window_minutes: float = 15.0
+
     @field_validator("http_bind", "lmtp_bind")
     @classmethod
     def _host_and_port(cls, value: str | None) -> str | None:

@@ -18,6 +18,7 @@ from mailtickets.api import clients, contacts, operations, quarantine, rules, ti
 from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.clock import Clock
+from mailtickets.console import install_console
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
@@ -127,4 +128,5 @@ def create_app(
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
     app.include_router(_health_router())
     app.include_router(operations.router)
+    install_console(app, settings, clock)  # /admin/: signed in with a password, not an API key
     return app

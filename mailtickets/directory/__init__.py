@@ -13,6 +13,7 @@ from mailtickets.directory.clients import (
     get_client_by_name,
     list_clients,
     remove_domain,
+    update_client,
 )
 from mailtickets.directory.contacts import (
     ContactQuery,
@@ -51,6 +52,7 @@ __all__ = [
     "list_clients",
     "list_contacts",
     "remove_domain",
+    "update_client",
     "update_contact",
     "upsert_contact",
 ]

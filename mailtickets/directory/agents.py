@@ -14,7 +14,7 @@ from mailtickets.directory.validation import (
     require_name,
 )
 from mailtickets.errors import InvalidInput, NotFound
-from mailtickets.models import Agent
+from mailtickets.models import Agent, AgentRole
 
 
 def _agent_fields(name: str, email: str) -> tuple[str, str]:
@@ -35,13 +35,13 @@ def _agent_fields(name: str, email: str) -> tuple[str, str]:
     return clean_name, clean_email
 
 
-async def create_agent(session: AsyncSession, name: str, email: str) -> Agent:
+async def create_agent(session: AsyncSession, name: str, email: str, role: AgentRole = AgentRole.AGENT) -> Agent:
     """A new agent; Conflict when another agent has the email (case-insensitively)."""
     name, email = _agent_fields(name, email)
     clash = await session.scalar(select(Agent).where(func.lower(Agent.email) == email.lower()))
     if clash is not None:
         raise FieldConflict(f"agent {clash.id} ({clash.name}) already has {email}", {"email": "taken"})
-    agent = Agent(name=name, email=email)
+    agent = Agent(name=name, email=email, role=role)
     session.add(agent)
     try:
         await session.flush()

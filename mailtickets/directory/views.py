@@ -47,6 +47,8 @@ class AgentOut(BaseModel):
     name: str
     email: str
     active: bool
+    role: str = "agent"
+    can_log_in: bool = False  # a console password is set
 
 
 def client_view(client: Client) -> ClientOut:
@@ -67,4 +69,11 @@ def contact_view(contact: Contact) -> ContactOut:
 
 
 def agent_view(agent: Agent) -> AgentOut:
-    return AgentOut(id=agent.id, name=agent.name, email=agent.email, active=agent.active)
+    return AgentOut(
+        id=agent.id,
+        name=agent.name,
+        email=agent.email,
+        active=agent.active,
+        role=agent.role.value,
+        can_log_in=agent.password_hash is not None,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,9 +16,9 @@ from mailtickets.notify.guard import is_own_address, is_own_mail
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.quotes import reply_text
 from mailtickets.parse.references import clean_subject
 from mailtickets.parse.remote import without_remote_resources
-from mailtickets.parse.text import strip_quoted
 from mailtickets.rules.apply import TicketOverrides, resolve
 from mailtickets.rules.compile import CompiledRule
 from mailtickets.rules.engine import RuleDecision, evaluate
@@ -60,6 +60,7 @@ class Context:
     source: str
     # The trusted receiving system's verdict on the From address (trust/); NO_VERDICT when none applies.
     sender_auth: SenderAuth = NO_VERDICT
+    matched_rules: list[str] = field(default_factory=list)  # filled by decide: the trace records them
 
 
 async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
@@ -71,6 +72,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     automatic = automatic_reason(parsed)
     sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
+    context.matched_rules.extend(ruling.matched_rules if ruling is not None else ())
     if ruling is not None and ruling.ends_processing:
         return _ruled_out(ruling)
     if automatic:
@@ -185,7 +187,7 @@ async def _reply(
     ticket.updated_at = context.clock.now()
     # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
     contact = await _contact_for(context, sender) if sender.known else None
-    message = _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
+    message = _add_message(context, ticket, contact, reply_text(context.parsed.text, context.parsed.subject))
     reopened = outcome == Outcome.REOPENED
 
     def events() -> list[TicketEvent]:

@@ -8,8 +8,10 @@ the same message arriving again (another mailbox, a retry after a crash) is a `d
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,7 +30,7 @@ from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
-from mailtickets.storage import FileStore
+from mailtickets.storage import FileStore, UnwrittenFileStore
 from mailtickets.trust.authres import NO_VERDICT, SenderAuth
 from mailtickets.trust.dkim import TxtLookup
 from mailtickets.trust.verdict import verdict_for
@@ -36,6 +38,14 @@ from mailtickets.trust.verdict import verdict_for
 log = logging.getLogger(__name__)
 
 INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which then sees its row
+
+
+@dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """What ingest would do with a message now, and the message as parsed (None: it cannot be)."""
+
+    result: IngestResult
+    parsed: ParsedMessage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,22 @@ class Pipeline:
         result = await self._in_transaction(work)
         self._log(result, received)
         return result
+
+    async def rehearse(self, raw: bytes, source: str) -> Rehearsal:
+        """The dry run: `ingest`'s own decision code on a transaction that is rolled back, with file
+        stores that write nothing, so the outcome it reports is the one ingest would give."""
+        received = Received(raw, source, hashlib.sha256(raw).hexdigest())
+        parsed, problem = self._parse(raw)
+        verdict = await self._verdict(parsed, raw)
+        rehearsal = copy.copy(self)
+        rehearsal.files = UnwrittenFileStore(self.files.root)
+        rehearsal.raw_store = UnwrittenFileStore(self.raw_store.root)
+        async with self.sessions() as session:
+            try:
+                result = await rehearsal._process(session, received, parsed, problem, verdict, look_up_first=True)
+            finally:
+                await session.rollback()
+        return Rehearsal(result, parsed)
 
     async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
         if parsed is None:
@@ -179,12 +205,13 @@ class Pipeline:
                 parsed.message_id if parsed else None,
                 existing.authenticated,
             )
+        matched: list[str] = []
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict, matched)
             decision = await decide(context, await self.rules.active_rules(session))
-            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated, matched)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
@@ -195,10 +222,12 @@ class Pipeline:
         key: str,
         decision: Decision,
         authenticated: bool | None = None,
+        matched_rules: list[str] | None = None,
     ) -> IngestResult:
         if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
             decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
+        record.matched_rules = matched_rules or None
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
@@ -227,6 +256,7 @@ class Pipeline:
             reason=decision.reason,
             ticket_id=decision.ticket.id if decision.ticket else None,
             raw_stored=keep_raw,
+            headers=header_block(received.raw),
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
             authenticated=authenticated,
@@ -243,7 +273,7 @@ async def held_message(session: AsyncSession, inbound_id: int) -> InboundMail:
     return held
 
 
-__all__ = ["Pipeline", "dedupe_key", "facts_for", "held_message"]
+__all__ = ["Pipeline", "Rehearsal", "dedupe_key", "facts_for", "held_message"]
 
 
 def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
@@ -251,3 +281,15 @@ def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
     if parsed is None or parsed.message_id is None:
         return f"sha256:{sha256}"
     return f"mid:{parsed.message_id}|{parsed.sender or ''}"[:1100]
+
+
+MAX_TRACE_HEADER_CHARS = 16_000
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def header_block(raw: bytes) -> str:
+    """The header section as received, for the console's trace (bounded; shown as text, never as HTML)."""
+    window = raw[: MAX_TRACE_HEADER_CHARS * 4]
+    blank = _BLANK_LINE.search(window)
+    head = window[: blank.start()] if blank else window
+    return head.decode("utf-8", "replace").replace("\x00", "")[:MAX_TRACE_HEADER_CHARS]
