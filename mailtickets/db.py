@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
+from mailtickets.sqlite_inline import connect_inline
 from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
 
@@ -30,7 +30,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         kwargs.setdefault(
             "connect_args",
-            {"timeout": INLINE_BUSY_TIMEOUT_MS / 1000, "async_creator_fn": connect_inline, "check_same_thread": False},
+            # timeout 0: a lock wait would sleep in the loop's thread; sqlite_inline retries asynchronously.
+            {"timeout": 0, "async_creator_fn": connect_inline, "check_same_thread": False},
         )
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
@@ -47,14 +48,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA busy_timeout=0")  # lock waits are sqlite_inline's, off the loop's thread
     cursor.close()
 
 
+# Execution option for a read that must not queue behind a writer (health checks): it begins DEFERRED.
+READ_ONLY = {"mailtickets_read_only": True}
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
-    # Take the write lock at BEGIN, so two writers queue on busy_timeout instead of one failing
-    # with "database is locked" when it upgrades a read transaction.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Take the write lock at BEGIN, so two writers queue (sqlite_inline retries) instead of one failing
+    # with "database is locked" when it upgrades a read transaction. Under WAL a DEFERRED read never waits.
+    deferred = connection.get_execution_options().get("mailtickets_read_only", False)
+    connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 class _InlineSQLiteSession(AsyncSession):
@@ -62,8 +68,8 @@ class _InlineSQLiteSession(AsyncSession):
 
     AsyncSession.__aexit__ runs close() in a shielded task, which hands control to the loop before the
     rollback that releases SQLite's write lock (every transaction here begins IMMEDIATE, reads too).
-    With inline SQLite another task could then block the loop's thread waiting for that lock, which
-    only this task can release. Inline statements never suspend, so closing directly is safe.
+    Another task would then wait (asynchronously, in sqlite_inline) for a lock that only this task can
+    release. A rollback never waits for a lock, so closing directly is safe.
     """
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -73,6 +79,13 @@ class _InlineSQLiteSession(AsyncSession):
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     session_class = _InlineSQLiteSession if engine.dialect.name == "sqlite" else AsyncSession
     return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)
+
+
+async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The database answers a read; on SQLite without waiting for another process's write lock."""
+    async with sessions() as session:
+        connection = await session.connection(execution_options=READ_ONLY)
+        await connection.execute(text("SELECT 1"))
 
 
 @asynccontextmanager

@@ -19,7 +19,7 @@ from mailtickets.cli.errors import EX_USAGE, HANDLED, as_cli_error, set_exit_cod
 LAZY_COMMANDS = {
     "check": "mailtickets.cli.check:check",
     "db": "mailtickets.cli.core:db",
-    "ingest": "mailtickets.cli.core:ingest",
+    "ingest": "mailtickets.cli.pipe:ingest",
     "tickets": "mailtickets.cli.lifecycle:tickets_group",
     "clients": "mailtickets.cli.directory:clients",
     "contacts": "mailtickets.cli.directory:contacts",
@@ -64,5 +64,12 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """mailtickets: email to helpdesk tickets."""
-    # `check` lists unknown environment names among its findings; every other command warns here.
-    ctx.obj = CliState(settings_from(config_file, warn_unknown_env=ctx.invoked_subcommand != "check"))
+    try:
+        # `check` lists unknown environment names among its findings; every other command warns here.
+        ctx.obj = CliState(settings_from(config_file, warn_unknown_env=ctx.invoked_subcommand != "check"))
+    except click.ClickException as exc:
+        if ctx.invoked_subcommand == "ingest":  # the MTA's pipe: a config error must not bounce the mail
+            from mailtickets.cli.pipe import tempfail
+
+            tempfail(exc.format_message())
+        raise

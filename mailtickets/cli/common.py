@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mailtickets.cli.errors import as_cli_error
+from mailtickets.cli.errors import EX_CONFIG, CliError, as_cli_error
 from mailtickets.db import create_engine, session_factory
 from mailtickets.settings import Settings, load_settings
 from mailtickets.settings_check import unknown_env_names
@@ -41,6 +41,8 @@ def settings_from(config_file: Path | None, *, warn_unknown_env: bool = True) ->
         settings = load_settings(config_file)
     except ValueError as exc:  # ConfigFileError, and pydantic's ValidationError
         raise as_cli_error(exc) from exc
+    except OSError as exc:  # e.g. a config file the MTA's user may not read
+        raise CliError(f"config file unreadable: {exc}", EX_CONFIG) from exc
     for problem in unknown_env_names(os.environ) if warn_unknown_env else []:  # else ignored silently
         click.echo(str(problem), err=True)
     return settings
