@@ -11,9 +11,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from mailtickets.errors import TemporaryError
 from mailtickets.sqlite_inline import connect_inline
 from mailtickets.storage import create_private_file, make_private_dirs
+from mailtickets.store_status import parse_database_url, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -26,14 +26,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parse_database_url(url)  # a wrong scheme or driver is one sentence saying the right one, not a traceback
     if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            try:
-                make_private_dirs(Path(database).parent)
-                create_private_file(Path(database))
-            except OSError as exc:
-                raise TemporaryError(f"database folder unavailable: {exc}") from exc
         kwargs.setdefault(
             "connect_args",
             # timeout 0: a lock wait would sleep in the loop's thread; sqlite_inline retries asynchronously.
@@ -119,4 +113,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations (synchronous: Alembic's env runs its own event loop for async drivers)."""
     from alembic import command
 
+    database = sqlite_path(parse_database_url(url))
+    if database is not None:  # the one place a database is created: private (0600, folders 0700) from the start
+        make_private_dirs(database.parent)  # the CLI's `db upgrade` refuses a missing folder before this
+        create_private_file(database)
     command.upgrade(alembic_config(url), revision)

@@ -184,6 +184,8 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
     text = ""
     if message is not None:
         text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
+    elif isinstance(event, TicketCreated):  # opened by the API or an agent: its description is the request
+        text = ticket.description
     agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
     if message is not None and isinstance(event, AgentReplied):
         agent_name = message.author_name or agent_name

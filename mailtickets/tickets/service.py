@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +139,9 @@ def split_reference(reference: str, default_prefix: str) -> tuple[str, int]:
 
 async def ticket_by_reference(session: AsyncSession, reference: str, default_prefix: str) -> Ticket:
     prefix, number = split_reference(reference, default_prefix)
-    ticket = await session.scalar(select(Ticket).where(Ticket.prefix == prefix, Ticket.number == number))
+    # Case-insensitive, as people type them (`tck-12`) and as threading reads them from subjects.
+    query = select(Ticket).where(Ticket.number == number, func.upper(Ticket.prefix) == prefix.upper())
+    ticket = await session.scalar(query)
     if ticket is None:
-        raise NotFound(f"no ticket {prefix}{number}")
+        raise NotFound(f"no ticket {prefix.upper()}{number}")
     return ticket
