@@ -21,6 +21,21 @@ class TemporaryError(MailticketsError):
     """Our side failed in a way that may pass: the caller should retry (an MTA gets EX_TEMPFAIL)."""
 
 
+class ConfigurationError(MailticketsError):
+    """A setting, or a file or server a setting names, is wrong: an operator has to fix it."""
+
+
+class StoreMisconfigured(TemporaryError, ConfigurationError):
+    """The database cannot be used as configured (a wrong URL, no schema yet); the message says what to do.
+
+    Temporary for an MTA (the mail waits until an operator fixes it), a configuration error for the CLI.
+    """
+
+
+class CannotListen(MailticketsError):
+    """A server could not bind its address (in use, not ours, not permitted)."""
+
+
 class NotFound(MailticketsError):
     pass
 

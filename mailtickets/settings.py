@@ -6,11 +6,12 @@ reads the environment: the object is built in the CLI or the composition root an
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -21,6 +22,21 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as PydanticSettingsError
 
 MEGABYTE = 1024 * 1024
+DEFAULT_SECRET_KEY = "change-me"  # `mailtickets run` refuses it (and warns about any other "change-me…")
+
+
+def comma_list(value: Any) -> Any:
+    """A list setting from the environment: JSON (`["a@x.example"]`) or comma-separated (`a@x.example,b@x.example`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+# Read from the environment as text (NoDecode) and split by comma_list, so both spellings work.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(comma_list)]
 
 ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
 UnknownSenderPolicy = Literal["quarantine", "drop"]
@@ -61,13 +77,14 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = "sqlite+aiosqlite:///./mailtickets.db"
     data_dir: Path = Path("./mailtickets-data")
+    raw_mail_retention_days: float = 0.0  # `mailtickets db purge` forgets older raw mail; 0: keep it forever
 
     # Tickets and threading
     ticket_prefix: str = "TCK-"
     reopen_policy: ReopenPolicy = "reopen-within-window"
     reopen_window_days: float = 7.0
     unknown_sender: UnknownSenderPolicy = "quarantine"
-    own_addresses: list[str] = Field(default_factory=list)
+    own_addresses: CommaList = Field(default_factory=list)
 
     # Sender trust
     trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -88,6 +105,7 @@ class Settings(BaseSettings):
     parse_workers: int = 2
     poison_max_attempts: int = 5
     poison_max_age_seconds: float = 3600.0
+    ingest_batch_size: int = Field(default=50, ge=1)
 
     # Outgoing mail
     smtp_url: str = "smtp://127.0.0.1:25"
@@ -95,8 +113,8 @@ class Settings(BaseSettings):
     smtp_allow_plain_login: bool = False  # a password in clear to a non-loopback relay without TLS
     support_address: str = "support@localhost"
     message_id_domain: str = ""
-    secret_key: str = "change-me"
-    notify_new_tickets_to: list[str] = Field(default_factory=list)
+    secret_key: str = DEFAULT_SECRET_KEY
+    notify_new_tickets_to: CommaList = Field(default_factory=list)
     notify_client_on_create: bool = True
     notify_client_on_close: bool = True
     notify_client_on_merge: bool = True
@@ -140,6 +158,15 @@ class Settings(BaseSettings):
     console_login_failures_per_account: int = 5
     console_login_failures_per_address: int = 20
     console_login_window_minutes: float = 15.0
+
+    @field_validator("http_bind", "lmtp_bind")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value:  # empty: that server is off
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:8000 (not {value!r})")
+        return value
 
     @field_validator("trusted_authserv_ids", mode="before")
     @classmethod
@@ -209,7 +236,10 @@ class SettingsError(ValueError):
 
 
 def _describe(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()]
+    problems = [
+        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg'].removeprefix('Value error, ')}"
+        for error in exc.errors()
+    ]
     return "invalid settings: " + "; ".join(problems)
 
 

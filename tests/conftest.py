@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, migrated with Alembic, dropped at the end."""
+    with _scratch_postgres("mailtickets_test") as url:
+        upgrade(url)
+        yield url
+
+
+@contextmanager
+def _scratch_postgres(prefix: str) -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip("MAILTICKETS_TEST_POSTGRES_URL is not set (.ci/run sets it to the local server)")
-    name = f"mailtickets_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin_url = POSTGRES_URL
 
     async def admin(sql: str) -> None:
@@ -92,10 +100,28 @@ def postgres_database() -> Iterator[str]:
             await engine.dispose()
 
     _run_in_thread(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    _run_in_thread(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _run_in_thread(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def clean_cli_env(tmp_path: Path) -> dict[str, str | None]:
+    """The environment for a CLI command: no MAILTICKETS_* from outside, a SQLite file and a data folder."""
+    cleared: dict[str, str | None] = {name: None for name in os.environ if name.startswith("MAILTICKETS_")}
+    return {
+        **cleared,
+        "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mt.db'}",
+        "MAILTICKETS_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+@pytest.fixture
+def empty_postgres() -> Iterator[str]:
+    """An empty PostgreSQL database (no schema) for this test, dropped after it."""
+    with _scratch_postgres("mailtickets_empty") as url:
+        yield url
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, None]) -> None:

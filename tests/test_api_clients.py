@@ -22,7 +22,7 @@ async def test_create_list_get_client(api: httpx.AsyncClient) -> None:
     body = created.json()
     assert body["domains"] == ["acme.example", "xn--bcher-kva.de"]
     assert (await api.get(f"/api/v1/clients/{body['id']}")).json()["name"] == "Acme"
-    assert [c["name"] for c in (await api.get("/api/v1/clients")).json()] == ["Acme"]
+    assert [c["name"] for c in (await api.get("/api/v1/clients")).json()["data"]] == ["Acme"]
     assert (await api.get("/api/v1/clients/999")).status_code == 404
 
 
@@ -67,4 +67,4 @@ async def test_agents(api: httpx.AsyncClient) -> None:
     assert invalid.status_code == 422 and set(invalid.json()["error"]["fields"]) == {"name", "email"}
     two_lines = await api.post("/api/v1/agents", json={"name": "Dan\r\nAgent", "email": "dan2@helpdesk.example"})
     assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"name"}
-    assert [a["name"] for a in (await api.get("/api/v1/agents")).json()] == ["Dan"]
+    assert [a["name"] for a in (await api.get("/api/v1/agents")).json()["data"]] == ["Dan"]

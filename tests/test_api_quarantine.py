@@ -33,7 +33,7 @@ async def _hold(store: Store, n: int = 1) -> int:
 
 async def test_list_and_show(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     held = await _hold(sqlite_store)
-    rows = (await api.get(BASE)).json()
+    rows = (await api.get(BASE)).json()["data"]
     assert [r["id"] for r in rows] == [held] and rows[0]["state"] == "held" and rows[0]["reason"]
     detail = (await api.get(f"{BASE}/{held}")).json()
     assert "printer is on fire" in detail["text"] and detail["to"] == ["support@helpdesk.example"]
@@ -45,7 +45,8 @@ async def test_list_in_pages_newest_first(api: httpx.AsyncClient, sqlite_store: 
     held = [await _hold(sqlite_store, n) for n in range(3)]
     first = (await api.get(BASE, params={"limit": 2})).json()
     rest = (await api.get(BASE, params={"limit": 2, "offset": 2})).json()
-    assert [r["id"] for r in first + rest] == held[::-1]
+    assert [r["id"] for r in first["data"] + rest["data"]] == held[::-1]
+    assert (first["total"], first["limit"], first["offset"], rest["offset"]) == (3, 2, 0, 2)
     assert (await api.get(BASE, params={"limit": 0})).status_code == 422
 
 
@@ -55,7 +56,7 @@ async def test_release_makes_a_ticket(api: httpx.AsyncClient, sqlite_store: Stor
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "created" and response.json()["ticket"]
     assert (await api.post(f"{BASE}/{held}/release")).status_code == 409
-    assert (await api.get(BASE, params={"state": "released"})).json()[0]["id"] == held
+    assert (await api.get(BASE, params={"state": "released"})).json()["data"][0]["id"] == held
     shown = (await api.get(f"{BASE}/{held}")).json()  # still readable once released
     assert shown["state"] == "released" and "printer is on fire" in shown["text"]
 
@@ -78,7 +79,7 @@ async def test_discard(api: httpx.AsyncClient, sqlite_store: Store) -> None:
     held = await _hold(sqlite_store)
     assert (await api.post(f"{BASE}/{held}/discard")).status_code == 204
     assert (await api.post(f"{BASE}/{held}/discard")).status_code == 409
-    assert (await api.get(BASE)).json() == []
+    assert (await api.get(BASE)).json() == {"data": [], "total": 0, "limit": 50, "offset": 0}
     assert (await api.post(f"{BASE}/999/discard")).status_code == 404
     assert (await api.get(f"{BASE}/{held}")).json()["state"] == "discarded"
 

@@ -39,7 +39,7 @@ async def test_create_get_list_with_audit(api: httpx.AsyncClient, sqlite_store: 
     placed = await api.post(BASE, json=_rule("later"), params={"position": 5})
     assert placed.json()["position"] == 5
     assert (await api.get(f"{BASE}/invoices")).json()["conditions"][0]["value"] == "invoice"
-    assert [r["name"] for r in (await api.get(BASE)).json()] == ["invoices", "later"]
+    assert [r["name"] for r in (await api.get(BASE)).json()["data"]] == ["invoices", "later"]
     async with sqlite_store.sessions() as session:
         actors = set(await session.scalars(select(RuleChange.actor)))
     assert actors == {"api:ops"}

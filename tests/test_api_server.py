@@ -96,4 +96,4 @@ def test_cli_api_serves_on_http_bind_and_stops_cleanly(
 def test_cli_api_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     process, _ = _start_cli_api(tmp_path, tmp_path / "empty.db")
     output = process.communicate(timeout=30)[0].decode()
-    assert process.returncode == 1 and "mailtickets db upgrade" in output
+    assert process.returncode == 78 and "mailtickets db upgrade" in output

@@ -84,7 +84,7 @@ def test_contacts_list_json_shape(env: dict[str, str]) -> None:
 
 def test_unknown_ticket_is_a_clear_error(env: dict[str, str]) -> None:
     result = cli(env, "tickets", "show", "TCK-99")
-    assert result.returncode == 1
+    assert result.returncode == 66
     assert b"no ticket TCK-99" in result.stderr
 
 

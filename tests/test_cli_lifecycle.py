@@ -72,7 +72,7 @@ def test_lifecycle_commands(env: dict[str, str], tmp_path: Path) -> None:
 def test_errors_are_clean_messages(env: dict[str, str]) -> None:
     runner = CliRunner()
     missing = runner.invoke(main, ["tickets", "close", "TCK-99"], env=env)
-    assert missing.exit_code == 1 and "no ticket TCK-99" in missing.output
+    assert missing.exit_code == 66 and "no ticket TCK-99" in missing.output
     bad = runner.invoke(main, ["tickets", "status", "TCK-12", "resolved"], env=env)
-    assert bad.exit_code == 1 and "unknown status" in bad.output
+    assert bad.exit_code == 65 and "unknown status" in bad.output
     assert TicketStatus.OPEN.value in bad.output

@@ -58,7 +58,7 @@ def test_release_to_a_client_makes_a_ticket(runner: CliRunner) -> None:
 def test_release_to_an_unknown_client_fails_and_keeps_it_held(runner: CliRunner) -> None:
     held = _hold(runner)
     result = runner.invoke(main, ["quarantine", "release", str(held), "--client", "Nobody"])
-    assert result.exit_code == 1 and "no client named 'Nobody'" in result.output
+    assert result.exit_code == 66 and "no client named 'Nobody'" in result.output
     assert [r["id"] for r in json.loads(_ok(runner, "quarantine", "list", "--json"))] == [held]
 
 
@@ -66,10 +66,39 @@ def test_discard_then_it_cannot_be_released(runner: CliRunner) -> None:
     held = _hold(runner)
     assert "discarded" in _ok(runner, "quarantine", "discard", str(held))
     result = runner.invoke(main, ["quarantine", "release", str(held)])
-    assert result.exit_code == 1 and "not held in quarantine (it is discarded)" in result.output
+    assert result.exit_code == 65 and "not held in quarantine (it is discarded)" in result.output
     assert "nothing in quarantine" in _ok(runner, "quarantine", "list")
 
 
 def test_show_unknown_id_is_a_clean_error(runner: CliRunner) -> None:
     result = runner.invoke(main, ["quarantine", "show", "999"])
-    assert result.exit_code == 1 and "no inbound message 999" in result.output
+    assert result.exit_code == 66 and "no inbound message 999" in result.output
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 20
+
+
+def test_show_of_a_binary_file_prints_no_control_character_and_raw_saves_the_bytes(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    assert "quarantined" in _ok(runner, "ingest", "-", stdin=PNG)
+    held = json.loads(_ok(runner, "quarantine", "list", "--json"))[0]["id"]
+    shown = _ok(runner, "quarantine", "show", str(held))
+    assert "binary content" in shown and "--raw FILE" in shown
+    assert not [ch for ch in shown if (ord(ch) < 32 and ch not in "\n\t") or 0x7F <= ord(ch) <= 0x9F]
+    saved = tmp_path / "held.bin"
+    assert f"{len(PNG)} bytes written" in _ok(runner, "quarantine", "show", str(held), "--raw", str(saved))
+    assert saved.read_bytes() == PNG
+
+
+def test_show_lists_the_headers_and_neutralises_escape_sequences(runner: CliRunner) -> None:
+    raw = make_message(
+        sender="Eve <eve@stranger.example>", subject="Hi \x1b[2J\x1b]0;pwned\x07 there", message_id="<e@x>"
+    )
+    assert "quarantined" in _ok(runner, "ingest", "-", stdin=raw)
+    held = json.loads(_ok(runner, "quarantine", "list", "--json"))[0]["id"]
+    shown = _ok(runner, "quarantine", "show", str(held))
+    assert "headers:" in shown and "  From: Eve <eve@stranger.example>" in shown
+    assert "\x1b" not in shown and "\x07" not in shown
+    detail = json.loads(_ok(runner, "quarantine", "show", str(held), "--json"))
+    assert ["Message-ID", "<e@x>"] in detail["headers"]

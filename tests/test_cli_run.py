@@ -28,9 +28,9 @@ def test_run_reads_the_config_file_given_after_the_command(tmp_path: Path, clean
     )
     # A setting only this file holds stops the start: proof that `run` read it (and that nothing ran).
     result = CliRunner().invoke(main, ["run", "--config", str(config)])
-    assert result.exit_code == 1 and "not 'mail.example.com'" in result.output, result.output
+    assert result.exit_code == 78 and "not 'mail.example.com'" in result.output, result.output
 
 
 def test_run_with_a_missing_config_file_is_a_clean_error(tmp_path: Path, clean_env: None) -> None:
     result = CliRunner().invoke(main, ["run", "--config", str(tmp_path / "missing.toml")])
-    assert result.exit_code == 1 and "config file not found" in result.output
+    assert result.exit_code == 78 and "config file not found" in result.output

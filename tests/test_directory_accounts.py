@@ -56,14 +56,14 @@ def test_set_password_prompts_twice_and_refuses_a_short_one(url: str) -> None:
     runner = CliRunner()
     runner.invoke(main, ["agents", "add", "--name", "Bo", "--email", "bo@support.example"])
     short = runner.invoke(main, ["agents", "set-password", "bo@support.example"], input="short\nshort\n")
-    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert short.exit_code == 65 and "at least 10 characters" in short.output
     twice = "correct horse\ncorrect horse\n"
     typed = runner.invoke(main, ["agents", "set-password", "bo@support.example"], input=twice)
     assert typed.exit_code == 0 and "correct horse" not in typed.output.replace("Password", "")
     agent = _agent(url, "bo@support.example")
     assert agent.role == AgentRole.AGENT and verify_password(agent, "correct horse")
     unknown = runner.invoke(main, ["agents", "set-password", "nobody@support.example", "--generate"])
-    assert unknown.exit_code == 1 and "no agent" in unknown.output
+    assert unknown.exit_code == 66 and "no agent" in unknown.output
 
 
 def test_an_inactive_agent_or_one_without_password_cannot_log_in() -> None:

@@ -36,7 +36,7 @@ def test_clients_add_and_list(runner: CliRunner) -> None:
 def test_clients_add_conflicting_domain_fails(runner: CliRunner) -> None:
     _ok(runner, "clients", "add", "Acme", "--domain", "acme.example")
     result = runner.invoke(main, ["clients", "add", "Other", "--domain", "acme.example"])
-    assert result.exit_code == 1 and "already belongs to 'Acme'" in result.output
+    assert result.exit_code == 65 and "already belongs to 'Acme'" in result.output
 
 
 def test_contacts_add_and_list(runner: CliRunner) -> None:
@@ -68,13 +68,13 @@ def test_contacts_add_reports_every_bad_field(runner: CliRunner) -> None:
     result = runner.invoke(
         main, ["contacts", "add", "--client", "Acme", "--name", "x" * 65, "--email", "bad", "--phone", "1" * 40]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 65
     assert "name:" in result.output and "email:" in result.output and "phone:" in result.output
 
 
 def test_contacts_add_unknown_client(runner: CliRunner) -> None:
     result = runner.invoke(main, ["contacts", "add", "--client", "Nope", "--name", "A", "--email", "a@b.example"])
-    assert result.exit_code == 1 and "no client named 'Nope'" in result.output
+    assert result.exit_code == 66 and "no client named 'Nope'" in result.output
 
 
 def test_agents_add_and_list(runner: CliRunner) -> None:
@@ -87,4 +87,4 @@ def test_apikey_create_prints_key_alone_on_last_line(runner: CliRunner) -> None:
     key = output.strip().splitlines()[-1]
     assert key.startswith("mtk_") and " " not in key and len(key) > 40
     again = runner.invoke(main, ["apikey", "create", "--name", "monitoring"])
-    assert again.exit_code == 1
+    assert again.exit_code == 65

@@ -190,13 +190,13 @@ def test_cli_errors(cli_env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner(env=cli_env)
     args = ["backfill", "--since", "2026-01-05", "--mailbox"]
     unknown = runner.invoke(main, [*args, "nope"])
-    assert unknown.exit_code == 1 and "no mailbox named 'nope' (known: default)" in unknown.output
+    assert unknown.exit_code == 78 and "no mailbox named 'nope' (known: default)" in unknown.output
     wrong = {**cli_env, "MAILTICKETS_IMAP_URL": cli_env["MAILTICKETS_IMAP_URL"].replace(":p@", ":wrong@")}
     refused = CliRunner(env=wrong).invoke(main, [*args, "default"])
-    assert refused.exit_code == 1 and "login refused" in refused.output and "wrong" not in refused.output
+    assert refused.exit_code == 77 and "login refused" in refused.output and "wrong" not in refused.output
     (tmp_path / "file").write_text("")
     unavailable = {**cli_env, "MAILTICKETS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/file/sub/x.db"}
-    assert CliRunner(env=unavailable).invoke(main, [*args, "default"]).exit_code == 75
+    assert CliRunner(env=unavailable).invoke(main, [*args, "default"]).exit_code == 78  # no database there
 
 
 def test_sigterm_stops_the_cli_backfill_with_its_progress_saved(

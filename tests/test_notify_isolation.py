@@ -32,7 +32,7 @@ async def test_a_notification_that_cannot_be_built_is_recorded_as_failed_faked(
     def unserialisable(mail: object) -> None:
         raise UnicodeEncodeError("ascii", "ü", 0, 1, "faked: the builder cannot encode this subject")
 
-    monkeypatch.setattr("mailtickets.notify.outbox.build_message", unserialisable)
+    monkeypatch.setattr("mailtickets.notify.outbox.to_bytes", unserialisable)
     async with transaction(sqlite_store.sessions) as session:
         held = await enqueue_notifications(
             session, settings, sqlite_store.clock, [TicketCreated(seeded.ticket_id, seeded.message_id)]

@@ -182,3 +182,13 @@ async def test_smtp_auth_and_no_password_in_logs(sqlite_store: Store, caplog: py
     finally:
         sink.stop()
     assert "s3cr3t" not in caplog.text and "wr0ng" not in caplog.text
+
+
+async def test_a_deferral_is_logged_at_warning(sqlite_store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    sink = SmtpSink()  # never started: nothing answers on its port
+    settings = notify_settings(sqlite_store.settings, smtp_url=sink.url)
+    await _queue(sqlite_store, settings)
+    caplog.set_level(logging.INFO, logger="mailtickets.notify.sender")
+    assert await deliver_due(settings, sqlite_store.sessions, sqlite_store.clock) == 0
+    deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
+    assert deferred and all(r.levelno == logging.WARNING for r in deferred)

@@ -104,7 +104,7 @@ def test_invalid_import_is_refused_and_changes_nothing(url: str, tmp_path: Path)
     before = counts(url)
     bad = RULES.replace('op = "contains", value = "invoice"', 'op = "regex", value = "(?<=in)voice"')
     result = run(url, "import", write(tmp_path / "bad.toml", bad))
-    assert result.exit_code == 1
+    assert result.exit_code == 65
     assert "line 16: rule 'Billing', conditions[1].value: regular expression refused" in result.output
     assert "no rule was changed" in result.output
     assert counts(url) == before

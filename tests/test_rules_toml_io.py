@@ -112,3 +112,12 @@ def test_each_kind_of_mistake_is_explained(text: str, fragment: str) -> None:
         load_rules_toml(text)
     assert fragment in str(caught.value)
     assert all(p.line is not None for p in caught.value.problems)
+
+
+def test_the_documented_example_file_loads_and_round_trips() -> None:
+    from pathlib import Path
+
+    example = (Path(__file__).parent.parent / "docs" / "rules.example.toml").read_text()
+    rules = load_rules_toml(example)
+    assert len(rules) == 5 and rules[0].name == "Outages are urgent" and not rules[-1].enabled
+    assert load_rules_toml(dump_rules_toml(rules)) == rules

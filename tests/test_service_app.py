@@ -22,8 +22,9 @@ from imap_support import ImapServer, add_example_client, dovecot_from_env, free_
 from sqlalchemy import func, select
 
 from mailtickets.db import create_engine, session_factory, upgrade
+from mailtickets.errors import StoreMisconfigured
 from mailtickets.models import Ticket
-from mailtickets.service.app import SchemaNotCurrent, TemplatesBroken, run
+from mailtickets.service.app import TemplatesBroken, run
 from mailtickets.settings import Settings
 
 pytest_plugins = ["imap_fixtures"]
@@ -38,6 +39,7 @@ def service_env(server: ImapServer, database: Path, data_dir: Path, **extra: str
         MAILTICKETS_SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
         MAILTICKETS_LEASE_SECONDS="3",
         MAILTICKETS_SUPPORT_ADDRESS="support@helpdesk.example",
+        MAILTICKETS_SECRET_KEY="a-test-secret-of-some-length",
         MAILTICKETS_HTTP_BIND=f"127.0.0.1:{free_port()}",
         **extra,
     )
@@ -65,7 +67,11 @@ def migrated(tmp_path: Path) -> Iterator[Path]:
 
 async def test_run_refuses_a_database_not_at_head(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-    with pytest.raises(SchemaNotCurrent, match="mailtickets db upgrade"):
+    with pytest.raises(StoreMisconfigured, match="mailtickets db upgrade"):  # no file: not even created
+        await run(settings)
+    assert not (tmp_path / "empty.db").exists()
+    sqlite3.connect(tmp_path / "empty.db").close()
+    with pytest.raises(StoreMisconfigured, match="has no schema: run `mailtickets db upgrade`"):
         await run(settings)
 
 
@@ -101,7 +107,7 @@ async def test_run_feeds_imap_and_lmtp_into_the_pipeline_and_stops_cleanly(
     stop.set()
     await asyncio.wait_for(service, 10)
     assert await imap_server.a_uids(imap_server.prefix) == []
-    assert ready == {"status": "ready", "database": "ok", "mailboxes": {mailbox.name: "connected"}}
+    assert ready == {"status": "ready", "database": "ok", "data_dir": "ok", "mailboxes": {mailbox.name: "connected"}}
     assert 'mailtickets_messages_total{outcome="created"} 2.0' in metrics
 
 

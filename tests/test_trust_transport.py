@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from imap_support import TlsPymap
 
-from mailtickets.errors import InvalidInput
+from mailtickets.errors import InvalidInput, StoreMisconfigured
 from mailtickets.ingest.imap_session import ImapError, ImapSession, tls_context
 from mailtickets.ingest.mailbox_config import check_mailbox, parse_imap_url
 from mailtickets.notify.smtp import smtp_target
-from mailtickets.service.app import SchemaNotCurrent, run
+from mailtickets.service.app import run
 from mailtickets.service.posture import security_warnings
 from mailtickets.settings import MailboxSettings, Settings
 
@@ -89,6 +89,6 @@ async def test_the_start_up_log_says_when_no_trusted_authserv_id_is_configured(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-    with caplog.at_level(logging.WARNING, "mailtickets.service.app"), pytest.raises(SchemaNotCurrent):
+    with caplog.at_level(logging.WARNING, "mailtickets.service.app"), pytest.raises(StoreMisconfigured):
         await run(settings)
     assert any("no trusted authserv-id configured" in r.getMessage() for r in caplog.records)

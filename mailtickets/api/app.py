@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,10 +19,12 @@ from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.api.limits import BodyLimit
 from mailtickets.clock import Clock
 from mailtickets.console import install_console
+from mailtickets.db import ping
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = f"{API_PREFIX}/docs/assets"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # the health checks: the only answers without a key
 # The three ways to present a key (mailtickets.api.auth), declared so that clients and docs know them.
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
@@ -49,6 +52,12 @@ def _declare_keys(schema: dict[str, Any]) -> None:
                 operation["security"] = any_key
 
 
+def swagger_ui_assets() -> Path:
+    import swagger_ui  # swagger-ui-py: ships the Swagger UI 5 distribution, for OpenAPI 3.1
+
+    return Path(swagger_ui.__file__).parent / "static"
+
+
 def _document_router(app: FastAPI) -> APIRouter:
     """The OpenAPI document and its docs page.  A browser asks for the key once (HTTP Basic, name:KEY)
     and sends it again when the page fetches the document."""
@@ -60,7 +69,13 @@ def _document_router(app: FastAPI) -> APIRouter:
 
     @router.get("/docs")
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="mailtickets API")
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title="mailtickets API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     return router
 
@@ -76,8 +91,7 @@ def _health_router() -> APIRouter:
     async def healthz(context: Context) -> Health:
         """Liveness and database reachability; answers without a key (as does /readyz)."""
         try:
-            async with context.sessions() as session:
-                await session.execute(text("SELECT 1"))
+            await ping(context.sessions)  # never queues behind a writer: answers while another process writes
         except (SQLAlchemyError, OSError) as exc:
             raise ApiError(503, "unavailable", "database unreachable") from exc
         return Health(status="ok")
@@ -110,6 +124,9 @@ def create_app(
         api.include_router(module.router)
     api.include_router(_document_router(app))
     app.include_router(api)
+    # Swagger UI's own files, from the swagger-ui-py package: the docs work without internet. Public
+    # (the same files for everyone); the page and the document they show need a key.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
     app.include_router(_health_router())
     app.include_router(operations.router)
     install_console(app, settings, clock)  # /admin/: signed in with a password, not an API key

@@ -16,7 +16,12 @@ from mailtickets.api.errors import ApiError
 from mailtickets.api.keys import Caller, verify_api_key
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="mailtickets"'}
+# One header line per scheme: browsers read a combined `Bearer, Basic realm=…` as Bearer alone and never
+# offer the Basic login that the docs page relies on.
+CHALLENGE = (
+    ("WWW-Authenticate", 'Basic realm="mailtickets", charset="UTF-8"'),
+    ("WWW-Authenticate", 'Bearer realm="mailtickets"'),
+)
 
 
 def presented_credentials(request: Request) -> tuple[str | None, str] | None:

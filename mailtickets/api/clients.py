@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from mailtickets import directory
-from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, RowId, body_of
+from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, Page, RowId, body_of, page_of
 from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.db import transaction
 from mailtickets.directory.validation import AgentFields, ClientFields, DomainFields, parse_model
@@ -14,10 +14,12 @@ from mailtickets.directory.views import AgentOut, ClientOut, agent_view, client_
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
-@router.get("/clients", response_model=list[ClientOut], tags=["clients"])
-async def list_clients(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> list[ClientOut]:
+@router.get("/clients", response_model=Page[ClientOut], tags=["clients"])
+async def list_clients(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> Page[ClientOut]:
     async with transaction(context.sessions) as session:
-        return [client_view(c) for c in await directory.list_clients(session, limit=limit, offset=offset)]
+        rows = [client_view(c) for c in await directory.list_clients(session, limit=limit, offset=offset)]
+        total = await directory.count_clients(session)
+    return Page[ClientOut](data=rows, total=total, limit=limit, offset=offset)
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, tags=["clients"])
@@ -30,10 +32,13 @@ async def get_client(context: Context, _caller: CallerDep, client_id: RowId) -> 
     "/clients", status_code=201, response_model=ClientOut, tags=["clients"], openapi_extra=body_of(ClientFields)
 )
 async def create_client(context: Context, _caller: CallerDep, data: JsonObject) -> ClientOut:
-    """Create a client; 409 when the name or a domain already belongs to another client."""
+    """Create a client; 409 when the name or a domain already belongs to another client.
+
+    A public mail provider's domain (gmail.com, outlook.com…) is 422 unless `force` is true.
+    """
     fields = parse_model(ClientFields, data, "client")
     async with transaction(context.sessions) as session:
-        return client_view(await directory.create_client(session, fields.name, fields.domains))
+        return client_view(await directory.create_client(session, fields.name, fields.domains, force=fields.force))
 
 
 @router.post(
@@ -44,10 +49,11 @@ async def create_client(context: Context, _caller: CallerDep, data: JsonObject) 
     openapi_extra=body_of(DomainFields),
 )
 async def add_domain(context: Context, _caller: CallerDep, client_id: RowId, data: JsonObject) -> ClientOut:
-    """Register a domain for the client; 409 when another client has it."""
+    """Register a domain for the client; 409 when another client has it, 422 for a public mail provider's
+    domain unless `force` is true."""
     fields = parse_model(DomainFields, data, "domain")
     async with transaction(context.sessions) as session:
-        await directory.add_domain(session, client_id, fields.domain)
+        await directory.add_domain(session, client_id, fields.domain, force=fields.force)
         return client_view(await directory.get_client(session, client_id))
 
 
@@ -58,10 +64,10 @@ async def remove_domain(context: Context, _caller: CallerDep, client_id: RowId, 
     return Response(status_code=204)
 
 
-@router.get("/agents", response_model=list[AgentOut], tags=["agents"])
-async def list_agents(context: Context, _caller: CallerDep) -> list[AgentOut]:
+@router.get("/agents", response_model=Page[AgentOut], tags=["agents"])
+async def list_agents(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> Page[AgentOut]:
     async with transaction(context.sessions) as session:
-        return [agent_view(a) for a in await directory.list_agents(session)]
+        return page_of([agent_view(a) for a in await directory.list_agents(session)], limit, offset)
 
 
 @router.post("/agents", status_code=201, response_model=AgentOut, tags=["agents"], openapi_extra=body_of(AgentFields))

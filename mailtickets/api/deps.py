@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
@@ -110,3 +111,17 @@ class PageInfo(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(PageInfo, Generic[ItemT]):
+    """The one envelope of every collection: {total, limit, offset, data}."""
+
+    data: list[ItemT]
+
+
+def page_of(items: Sequence[ItemT], limit: int, offset: int) -> Page[ItemT]:
+    """A page cut from a short, fully loaded list (agents, rules)."""
+    return Page[ItemT](data=list(items[offset : offset + limit]), total=len(items), limit=limit, offset=offset)

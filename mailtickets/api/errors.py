@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,11 +25,11 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """A failure the API itself detects (authentication, a missing or malformed body)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Sequence[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
-        self.headers = headers
+        self.headers = headers  # pairs: a name may repeat (one WWW-Authenticate line per scheme)
 
 
 class ErrorDetail(BaseModel):
@@ -64,10 +64,13 @@ def error_response(
     code: str,
     message: str,
     fields: dict[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, fields=fields or {}))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    response = JSONResponse(body.model_dump(), status_code=status)
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers or ():
+        response.headers.append(name, value)
+    return response
 
 
 def _request_fields(exc: RequestValidationError) -> dict[str, str]:

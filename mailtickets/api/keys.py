@@ -61,6 +61,11 @@ async def verify_api_key(session: AsyncSession, token: str, *, name: str | None 
     return None
 
 
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    """Every key (revoked ones too), oldest first; only names and flags: the keys themselves are not kept."""
+    return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
 async def revoke_api_key(session: AsyncSession, name: str) -> bool:
     row = await session.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None:

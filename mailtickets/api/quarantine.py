@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailtickets.api.deps import CallerDep, Context, Limit, Offset, RowId, parse_json_object
+from mailtickets.api.deps import CallerDep, Context, Limit, Offset, Page, RowId, parse_json_object
 from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.db import transaction
 from mailtickets.directory.validation import ID_MAX, parse_model
 from mailtickets.models import QuarantineState
-from mailtickets.pipeline.quarantine import discard_held, list_held, show_held
+from mailtickets.pipeline.quarantine import count_held, discard_held, list_held, show_held
 from mailtickets.storage import FileStore
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"], responses=ERROR_RESPONSES)
@@ -32,7 +32,8 @@ class HeldOut(BaseModel):
 
 class HeldDetail(HeldOut):
     to: list[str]
-    text: str
+    headers: list[tuple[str, str]]  # the top-level headers, printable
+    text: str  # a printable rendering; binary content is summarised, not shown
 
 
 class ReleaseRequest(BaseModel):
@@ -50,19 +51,20 @@ class ReleaseResult(BaseModel):
     message_id: str | None
 
 
-@router.get("", response_model=list[HeldOut])
+@router.get("", response_model=Page[HeldOut])
 async def list_quarantine(
     context: Context,
     _caller: CallerDep,
     state: Literal["held", "released", "discarded", "all"] = "held",
     limit: Limit = 50,
     offset: Offset = 0,
-) -> list[HeldOut]:
+) -> Page[HeldOut]:
     """One page of quarantined messages, newest first."""
     wanted = None if state == "all" else QuarantineState(state)
     async with transaction(context.sessions) as session:
         rows = await list_held(session, wanted, limit=limit, offset=offset)
-    return [HeldOut.model_validate(row) for row in rows]
+        total = await count_held(session, wanted)
+    return Page[HeldOut](data=[HeldOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{inbound_id}", response_model=HeldDetail)

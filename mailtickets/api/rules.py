@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailtickets.api.deps import CallerDep, Context, JsonObject, ReaderDep, body_of
+from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, Page, ReaderDep, body_of, page_of
 from mailtickets.api.errors import ERROR_RESPONSES, ApiError
 from mailtickets.api.keys import Caller
 from mailtickets.db import transaction
@@ -62,11 +62,11 @@ def _actor(caller: Caller) -> str:
     return f"api:{caller.name}"
 
 
-@router.get("", response_model=list[RuleOut])
-async def list_rules(context: Context, _caller: CallerDep) -> list[RuleOut]:
+@router.get("", response_model=Page[RuleOut])
+async def list_rules(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> Page[RuleOut]:
     """Every rule in evaluation order, disabled ones included."""
     async with transaction(context.sessions) as session:
-        return [_out(spec) for spec in await load_rules(session)]
+        return page_of([_out(spec) for spec in await load_rules(session)], limit, offset)
 
 
 @router.post(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api.app import create_app
 from mailtickets.clock import Clock
+from mailtickets.errors import CannotListen
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
@@ -22,6 +25,16 @@ def parse_bind(bind: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"http_bind must be host:port, not {bind!r}")
     return host.strip("[]"), int(port)
+
+
+def bind_socket(bind: str) -> socket.socket:
+    host, port = parse_bind(bind)
+    try:
+        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {bind} (http_bind): {os.strerror(exc.errno or 0).lower()}") from exc
+    listening.setblocking(False)
+    return listening
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -46,7 +59,8 @@ async def run_api(
 ) -> None:
     """A component of `mailtickets run` (or `api`): serve until `stop` is set, then finish the requests in hand."""
     server = build_server(settings, create_app(settings, sessions, clock, pipeline=pipeline))
-    serving = asyncio.create_task(server.serve())
+    listening = bind_socket(settings.http_bind)  # bound here: uvicorn would sys.exit() inside its task
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True

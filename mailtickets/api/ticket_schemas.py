@@ -92,6 +92,7 @@ class TicketCreate(BaseModel):
     description: Annotated[str, Field(max_length=MAX_BODY_CHARS)] = ""
     contact_id: RowRef | None = None
     client_id: RowRef | None = None
+    client: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # by name, as the CLI takes it
     priority: PriorityName = "medium"
     category: Annotated[str, Field(max_length=100)] | None = None
     assigned_agent: Annotated[str, Field(max_length=EMAIL_MAX)] | None = None

@@ -198,10 +198,23 @@ async def _detail(session: AsyncSession, ticket: Ticket) -> TicketDetail:
     return TicketDetail.model_validate(view)
 
 
+async def _client_id(session: AsyncSession, fields: TicketCreate, errors: dict[str, str]) -> int | None:
+    """client_id, or the client named by `client` (the CLI's way); both must agree."""
+    if fields.client is None:
+        return fields.client_id
+    named = await session.scalar(select(Client).where(Client.name == fields.client.strip()))
+    if named is None:
+        errors["client"] = f"no client named {fields.client!r}"
+        return fields.client_id
+    if fields.client_id not in (None, named.id):
+        errors["client"] = f"{fields.client!r} is client {named.id}, not client_id {fields.client_id}"
+    return named.id
+
+
 async def _new_ticket(session: AsyncSession, fields: TicketCreate) -> NewTicket:
     """The ticket to create, with its contact, client and agent checked (every bad one reported)."""
     errors: dict[str, str] = {}
-    client_id = fields.client_id
+    client_id = await _client_id(session, fields, errors)
     if fields.contact_id is not None:
         contact = await session.get(Contact, fields.contact_id)
         if contact is None:

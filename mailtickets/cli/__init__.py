@@ -11,13 +11,15 @@ from pathlib import Path
 import click
 
 from mailtickets.cli.common import CliState, config_option, settings_from
+from mailtickets.cli.errors import EX_USAGE, HANDLED, as_cli_error, set_exit_code
 
 # Command name → "module:attribute". Modules are imported only when their command runs, so that a
 # pipe delivery (`mailtickets ingest`, started once per message by the MTA) does not pay for the API,
 # the IMAP server of the demo, or Alembic.
 LAZY_COMMANDS = {
+    "check": "mailtickets.cli.check:check",
     "db": "mailtickets.cli.core:db",
-    "ingest": "mailtickets.cli.core:ingest",
+    "ingest": "mailtickets.cli.pipe:ingest",
     "tickets": "mailtickets.cli.lifecycle:tickets_group",
     "clients": "mailtickets.cli.directory:clients",
     "contacts": "mailtickets.cli.directory:contacts",
@@ -30,6 +32,7 @@ LAZY_COMMANDS = {
     "jobs": "mailtickets.cli.jobs:jobs",
     "demo": "mailtickets.cli.demo:demo",
     "quarantine": "mailtickets.cli.quarantine:quarantine",
+    "quickstart": "mailtickets.cli.quickstart:quickstart",
     "backfill": "mailtickets.cli.backfill:backfill",
 }
 
@@ -45,10 +48,28 @@ class LazyGroup(click.Group):
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Every command's failure as one line with a sysexits code, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            set_exit_code(exc, EX_USAGE)
+            raise
+        except HANDLED as exc:
+            raise as_cli_error(exc) from exc
+
 
 @click.group(cls=LazyGroup)
 @config_option("TOML settings file (also MAILTICKETS_CONFIG).")
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """mailtickets: email to helpdesk tickets."""
-    ctx.obj = CliState(settings_from(config_file))
+    try:
+        # `check` lists unknown environment names among its findings; every other command warns here.
+        ctx.obj = CliState(settings_from(config_file, warn_unknown_env=ctx.invoked_subcommand != "check"))
+    except click.ClickException as exc:
+        if ctx.invoked_subcommand == "ingest":  # the MTA's pipe: a config error must not bounce the mail
+            from mailtickets.cli.pipe import tempfail
+
+            tempfail(exc.format_message())
+        raise

@@ -14,7 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
-from mailtickets.errors import InvalidInput, TemporaryError
+from mailtickets.cli.errors import EX_CONFIG, EX_NOPERM, EX_UNAVAILABLE, CliError
+from mailtickets.errors import InvalidInput, StoreMisconfigured, TemporaryError
 from mailtickets.ingest.backfill import Summary, find_mailbox
 from mailtickets.ingest.backfill import backfill as run_backfill
 from mailtickets.ingest.imap_session import ImapAuthError, ImapError
@@ -53,7 +54,7 @@ def backfill(state: CliState, name: str, since: datetime, folder: str | None, li
     try:
         mailbox = find_mailbox(settings, name)
     except InvalidInput as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(str(exc), EX_CONFIG) from exc
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> Summary:
         _stop_like_ctrl_c_on_sigterm()
@@ -67,9 +68,11 @@ def backfill(state: CliState, name: str, since: datetime, folder: str | None, li
     try:
         summary = run_with_store(settings, work)
     except ImapAuthError as exc:
-        raise click.ClickException(f"mailbox {name}: login refused: {exc}") from exc
+        raise CliError(f"mailbox {name}: login refused: {exc}", EX_NOPERM) from exc
     except ImapError as exc:
-        raise click.ClickException(f"mailbox {name}: {exc}") from exc
+        raise CliError(f"mailbox {name}: {exc}", EX_UNAVAILABLE) from exc
+    except StoreMisconfigured:
+        raise  # not temporary for a person at a terminal: the one-line error says what to do
     except (TemporaryError, DBAPIError) as exc:
         click.echo(f"temporary failure, run again later to continue: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)

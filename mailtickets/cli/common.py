@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,9 +12,11 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailtickets.cli.errors import EX_CONFIG, CliError, as_cli_error
 from mailtickets.db import create_engine, session_factory
-from mailtickets.errors import Conflict, InvalidInput, NotFound
-from mailtickets.settings import ConfigFileError, Settings, load_settings
+from mailtickets.settings import Settings, load_settings
+from mailtickets.settings_check import unknown_env_names
+from mailtickets.store_status import check_store
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,31 +35,34 @@ def config_option(help_text: str) -> Callable[[F], F]:
     return click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help=help_text)
 
 
-def settings_from(config_file: Path | None) -> Settings:
-    """Settings from the environment and the TOML file; a bad file or value is a CLI error."""
+def settings_from(config_file: Path | None, *, warn_unknown_env: bool = True) -> Settings:
+    """Settings from the environment and the TOML file; a bad file or value is a one-line CLI error."""
     try:
-        return load_settings(config_file)
-    except (ConfigFileError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        settings = load_settings(config_file)
+    except ValueError as exc:  # ConfigFileError, and pydantic's ValidationError
+        raise as_cli_error(exc) from exc
+    except OSError as exc:  # e.g. a config file the MTA's user may not read
+        raise CliError(f"config file unreadable: {exc}", EX_CONFIG) from exc
+    for problem in unknown_env_names(os.environ) if warn_unknown_env else []:  # else ignored silently
+        click.echo(str(problem), err=True)
+    return settings
 
 
 def run_with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Open the database, run `work` with a session factory, close it; service errors become CLI errors."""
+    """Open the database (refusing one without a schema), run `work` with a session factory, close it.
+
+    Errors propagate: the command group turns each into one line and a sysexits code (cli/errors.py).
+    """
 
     async def runner() -> T:
         engine: AsyncEngine = create_engine(settings.database_url)
         try:
+            await check_store(engine, settings.database_url)
             return await work(session_factory(engine))
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(runner())
-    except (NotFound, Conflict) as exc:
-        raise click.ClickException(str(exc)) from exc
-    except InvalidInput as exc:
-        details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
-        raise click.ClickException(f"{exc}{' (' + details + ')' if details else ''}") from exc
+    return asyncio.run(runner())
 
 
 def echo_json(value: Any) -> None:

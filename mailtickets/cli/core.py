@@ -1,68 +1,109 @@
-"""Core commands: database, ingest (pipe mode), tickets list/show."""
+"""Core commands: database, tickets list/show (the pipe, `mailtickets ingest`, is in cli/pipe.py)."""
 
 from __future__ import annotations
 
-import sys
+import asyncio
 from pathlib import Path
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
-from mailtickets.db import upgrade
-from mailtickets.errors import TemporaryError
-from mailtickets.ingest.result import IngestResult
-from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.cli.errors import EX_CONFIG, CliError
+from mailtickets.db import create_engine, upgrade
+from mailtickets.store_status import describe, parse_database_url, refuse_missing_folder, schema_revision
 from mailtickets.tickets.views import ticket_detail, ticket_rows
-
-EX_TEMPFAIL = 75  # sendmail/Postfix convention: keep the message and try again later
 
 
 @click.group()
 def db() -> None:
-    """Database schema."""
+    """Database: schema (upgrade), backup, copy to another database, purge of kept raw mail."""
 
 
 @db.command("upgrade")
 @pass_state
 def db_upgrade(state: CliState) -> None:
-    """Apply schema migrations up to the newest."""
-    upgrade(state.settings.database_url)
-    click.echo("database is up to date")
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
-@click.option("--source", default="pipe", show_default=True, help="Name recorded as the message's source.")
-@click.argument("files", nargs=-1, type=click.Path(allow_dash=True, path_type=Path))
-@pass_state
-def ingest(state: CliState, as_json: bool, source: str, files: tuple[Path, ...]) -> None:
-    """Ingest messages from FILEs, or one message from standard input (no FILE or `-`)."""
-    inputs = list(files) or [Path("-")]
-
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[IngestResult]:
-        results = []
-        async with Pipeline(state.settings, sessions) as pipeline:
-            for item in inputs:
-                raw = sys.stdin.buffer.read() if str(item) == "-" else item.read_bytes()
-                result = await pipeline.ingest(raw, source)
-                _print_result(item, result, as_json)
-                results.append(result)
-        return results
-
-    try:
-        run_with_store(state.settings, work)
-    except TemporaryError as exc:
-        click.echo(f"temporary failure, try again later: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
-
-
-def _print_result(item: Path, result: IngestResult, as_json: bool) -> None:
-    if as_json:
-        echo_json({"file": str(item), **result.as_json()})
+    """Create the database, or apply schema migrations up to the newest; says which it did."""
+    url = state.settings.database_url
+    refuse_missing_folder(url)
+    before = asyncio.run(_revision(url))
+    upgrade(url)
+    after = asyncio.run(_revision(url))
+    where = describe(parse_database_url(url))
+    if before is None:
+        click.echo(f"database created at {where} (schema {after})")
+    elif before != after:
+        click.echo(f"database at {where} upgraded from {before} to {after}")
     else:
-        reason = f" ({result.reason})" if result.reason else ""
-        click.echo(f"{item}: {result.outcome.value} {result.ticket or '-'}{reason}")
+        click.echo(f"database at {where} is already current ({after})")
+
+
+@db.command("backup")
+@click.argument("target", type=click.Path(path_type=Path))
+@pass_state
+def db_backup(state: CliState, target: Path) -> None:
+    """Back up the database and the data folder together into the new folder TARGET (while running)."""
+    from mailtickets.maintenance.backup import backup
+
+    report = backup(state.settings.database_url, state.settings.data_dir, target)
+    click.echo(f"backup written to {report.folder}: database {report.database.name}, {report.files} files")
+
+
+@db.command("copy")
+@click.option("--to", "target_url", required=True, help="The empty database to copy into (created if SQLite).")
+@pass_state
+def db_copy(state: CliState, target_url: str) -> None:
+    """Copy every row into another database, e.g. from SQLite to PostgreSQL; stop the service first."""
+    from mailtickets.maintenance.copy import copy_database, prepare_target
+
+    prepare_target(state.settings.database_url, target_url)
+    report = asyncio.run(copy_database(state.settings.database_url, target_url))
+    click.echo(f"copied {sum(report.rows.values())} rows in {len(report.rows)} tables")
+    click.echo("now set MAILTICKETS_DATABASE_URL to the new database (the data folder stays where it is)")
+
+
+@db.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Days (default: the raw_mail_retention_days setting).",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would go.")
+@pass_state
+def db_purge(state: CliState, days: float | None, dry_run: bool) -> None:
+    """Forget the kept raw copies of mail older than the retention (held mail keeps its bytes)."""
+    from mailtickets.clock import SystemClock
+    from mailtickets.db import transaction
+    from mailtickets.maintenance.purge import PurgeReport, delete_files, purge_raw_mail
+    from mailtickets.storage import FileStore
+
+    retention = days or state.settings.raw_mail_retention_days
+    if not retention:
+        raise CliError("raw_mail_retention_days is 0 (keep forever): set it, or give --older-than DAYS", EX_CONFIG)
+
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> PurgeReport:
+        async with transaction(sessions) as session:
+            store = FileStore(state.settings.raw_dir)
+            return await purge_raw_mail(session, store, SystemClock().now(), retention, dry_run=dry_run)
+
+    report = run_with_store(state.settings, work)
+    if not dry_run:
+        delete_files(report)  # after the commit
+    verb = "would forget" if dry_run else "forgot"
+    click.echo(
+        f"{verb} the raw copy of {report.records} messages older than {retention:g} days "
+        f"({len(report.files)} files, {report.bytes} bytes)"
+    )
+
+
+async def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        return await schema_revision(engine, url)
+    finally:
+        await engine.dispose()
 
 
 @click.group()
@@ -108,4 +149,4 @@ def tickets_show(state: CliState, reference: str, as_json: bool) -> None:
             click.echo(f"[attachment] {attachment['filename']} ({attachment['size']} bytes)")
 
 
-COMMANDS = [db, ingest, tickets]
+COMMANDS = [db, tickets]

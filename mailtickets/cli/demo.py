@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
+from sqlalchemy import func, select
 
 from mailtickets.api.keys import create_api_key
 from mailtickets.db import transaction
 from mailtickets.demo.run import DemoReport, Embedded, embedded, run_demo
+from mailtickets.models import InboundMail
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ARRIVAL_POLL_SECONDS = 0.5
 
 
 @click.command("demo")
@@ -34,6 +37,8 @@ async def _demo(keep: bool) -> None:
         print_report(report)
         if keep:
             await _keep_until_stopped(world)
+        else:
+            click.echo(NEXT_STEPS)
 
 
 def print_report(report: DemoReport) -> None:
@@ -52,9 +57,17 @@ def print_report(report: DemoReport) -> None:
     click.echo(table(("to", "kind", "subject"), [(n.recipient, n.kind, n.subject) for n in report.notifications]))
 
 
+NEXT_STEPS = """
+Next steps:
+  mailtickets demo --keep        the same, then it keeps running: the HTTP API and its docs, an API key,
+                                 and an IMAP mailbox to drop your own mail into, each arrival printed
+  running it for real            README.md, "Running it": mailtickets db upgrade, clients add, check, run"""
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain fixed-width table; long cells are cut so that a line fits a terminal."""
-    cells = [[_cut(c) for c in row] for row in [headers, *rows]]
+    """A plain fixed-width table; long cells are cut so that a line fits a terminal, but never the last
+    column (a quarantine reason or a subject is read in full)."""
+    cells = [[*(_cut(c) for c in row[:-1]), " ".join(row[-1].split())] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -78,8 +91,28 @@ async def _keep_until_stopped(world: Embedded) -> None:
         f"IMAP (plain, 127.0.0.1:{world.imap.port}) user {world.imap.user!r} password {world.imap.password!r}: "
         "APPEND mail to INBOX and watch it become tickets."
     )
-    click.echo("Press Ctrl-C to stop.")
-    await world.stop.wait()
+    click.echo("Press Ctrl-C to stop. Each mail that arrives is printed here:")
+    watcher = asyncio.create_task(watch_arrivals(world, click.echo))
+    try:
+        await world.stop.wait()
+    finally:
+        watcher.cancel()
+
+
+async def watch_arrivals(world: Embedded, echo: Callable[[str], None]) -> None:
+    """One line per message the service records from now on: sender, subject, outcome, ticket, reason."""
+    async with world.sessions() as session:
+        seen = int(await session.scalar(select(func.max(InboundMail.id))) or 0)
+    while True:
+        async with world.sessions() as session:
+            rows = list(
+                await session.scalars(select(InboundMail).where(InboundMail.id > seen).order_by(InboundMail.id))
+            )
+        for row in rows:
+            seen = row.id
+            reason = f" ({row.reason})" if row.reason else ""
+            echo(f'arrived: {row.sender or "-"} "{row.subject or ""}" → {row.outcome.value}{reason}')
+        await asyncio.sleep(ARRIVAL_POLL_SECONDS)
 
 
 COMMANDS = [demo]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -11,10 +12,17 @@ from mailtickets import directory
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
 from mailtickets.directory.accounts import generate_password, set_password
+from mailtickets.directory.agents import set_agent_active
+from mailtickets.directory.contacts import set_contact_active
 from mailtickets.directory.views import agent_view, client_view, contact_view
 from mailtickets.models import AgentRole
 
 Sessions = async_sessionmaker[AsyncSession]
+
+
+FORCE_HELP = "Register a public mail provider's domain (gmail.com…) all the same: all its users become this client's."
+
+ActiveSetter = Callable[[AsyncSession, str, bool], Awaitable[object]]
 
 
 @click.group()
@@ -25,13 +33,14 @@ def clients() -> None:
 @clients.command("add")
 @click.argument("name")
 @click.option("--domain", "domains", multiple=True, help="A registered domain (repeatable).")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_state
-def clients_add(state: CliState, name: str, domains: tuple[str, ...]) -> None:
+def clients_add(state: CliState, name: str, domains: tuple[str, ...], force: bool) -> None:
     """Add a client NAME with its domains."""
 
     async def work(sessions: Sessions) -> dict[str, Any]:
         async with transaction(sessions) as session:
-            client = await directory.create_client(session, name, list(domains))
+            client = await directory.create_client(session, name, list(domains), force=force)
             return client_view(client).model_dump(mode="json")
 
     row = run_with_store(state.settings, work)
@@ -41,16 +50,33 @@ def clients_add(state: CliState, name: str, domains: tuple[str, ...]) -> None:
 @clients.command("add-domain")
 @click.argument("name")
 @click.argument("domain")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_state
-def clients_add_domain(state: CliState, name: str, domain: str) -> None:
+def clients_add_domain(state: CliState, name: str, domain: str, force: bool) -> None:
     """Register one more DOMAIN for the client NAME."""
 
     async def work(sessions: Sessions) -> str:
         async with transaction(sessions) as session:
             client = await directory.get_client_by_name(session, name)
-            return (await directory.add_domain(session, client.id, domain)).domain
+            return (await directory.add_domain(session, client.id, domain, force=force)).domain
 
     click.echo(f"{run_with_store(state.settings, work)} belongs to {name}")
+
+
+@clients.command("remove-domain")
+@click.argument("name")
+@click.argument("domain")
+@pass_state
+def clients_remove_domain(state: CliState, name: str, domain: str) -> None:
+    """Stop matching mail from DOMAIN to the client NAME (its contacts and tickets stay)."""
+
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            client = await directory.get_client_by_name(session, name)
+            await directory.remove_domain(session, client.id, domain)
+
+    run_with_store(state.settings, work)
+    click.echo(f"{domain} no longer belongs to {name}")
 
 
 @clients.command("list")
@@ -192,5 +218,31 @@ def agents_list(state: CliState, as_json: bool) -> None:
     for row in rows:
         click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{row['role']}")
 
+
+def activation_commands(group: click.Group, what: str, setter: ActiveSetter, gone: str) -> None:
+    """`GROUP deactivate EMAIL` and `GROUP activate EMAIL`: someone who left, kept on their tickets."""
+    for verb, active in (("deactivate", False), ("activate", True)):
+        group.add_command(_activation_command(what, verb, active, setter, "" if active else gone))
+
+
+def _activation_command(what: str, verb: str, active: bool, setter: ActiveSetter, note: str) -> click.Command:
+    @click.command(verb, help=f"{verb.capitalize()} the {what} with EMAIL. {note}".strip())
+    @click.argument("email")
+    @pass_state
+    def command(state: CliState, email: str) -> None:
+        async def work(sessions: Sessions) -> None:
+            async with transaction(sessions) as session:
+                await setter(session, email, active)
+
+        run_with_store(state.settings, work)
+        click.echo(f"{what} {email.strip()} {verb}d")
+
+    return command
+
+
+activation_commands(
+    contacts, "contact", set_contact_active, "It stays on its tickets; its mail is matched by domain only."
+)
+activation_commands(agents, "agent", set_agent_active, "Their tickets and history stay.")
 
 COMMANDS = [clients, contacts, agents]

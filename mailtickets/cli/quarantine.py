@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from mailtickets.directory import get_client_by_name
 from mailtickets.ingest.result import IngestResult
 from mailtickets.models import QuarantineState
 from mailtickets.pipeline.ingest import Pipeline
-from mailtickets.pipeline.quarantine import discard_held, list_held, show_held
+from mailtickets.pipeline.quarantine import discard_held, held_raw_bytes, list_held, show_held
 from mailtickets.storage import FileStore
 
 STATES = [s.value for s in QuarantineState]
@@ -50,10 +51,20 @@ def quarantine_list(state: CliState, as_json: bool, wanted: str) -> None:
 @quarantine.command("show")
 @click.argument("inbound_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--raw",
+    "raw_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write the message's bytes, exactly as they arrived, to FILE (nothing is printed but a line).",
+)
 @pass_state
-def quarantine_show(state: CliState, inbound_id: int, as_json: bool) -> None:
-    """Show a held message: who sent it, why it is held, and its text."""
+def quarantine_show(state: CliState, inbound_id: int, as_json: bool, raw_file: Path | None) -> None:
+    """Show a held message: who sent it, why it is held, its headers and a safe rendering of its text."""
     raw_store = FileStore(state.settings.raw_dir)
+    if raw_file is not None:
+        _save_raw(state, raw_store, inbound_id, raw_file)
+        return
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
         async with sessions() as session, Pipeline(state.settings, sessions) as pipeline:
@@ -66,7 +77,21 @@ def quarantine_show(state: CliState, inbound_id: int, as_json: bool) -> None:
     for key in ("id", "received_at", "source", "sender", "to", "subject", "message_id", "reason", "size"):
         value = ", ".join(detail[key]) if isinstance(detail[key], list) else detail[key]
         click.echo(f"{key + ':':<12} {value if value is not None else '-'}")
+    if detail["headers"]:
+        click.echo("\nheaders:")
+    for name, value in detail["headers"]:
+        click.echo(f"  {name}: {value}")
     click.echo(f"\n{detail['text']}")
+
+
+def _save_raw(state: CliState, raw_store: FileStore, inbound_id: int, target: Path) -> None:
+    async def work(sessions: async_sessionmaker[AsyncSession]) -> bytes:
+        async with sessions() as session:
+            return await held_raw_bytes(session, raw_store, inbound_id)
+
+    raw = run_with_store(state.settings, work)
+    target.write_bytes(raw)
+    click.echo(f"message {inbound_id}: {len(raw)} bytes written to {target}")
 
 
 @quarantine.command("release")

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
+from mailtickets.cli.errors import EX_DATAERR, CliError
 from mailtickets.db import transaction
 from mailtickets.pipeline.dryrun import dry_run
 from mailtickets.pipeline.ingest import Pipeline
@@ -62,7 +63,7 @@ def import_rules(state: CliState, file: Path) -> None:
         problems = exc.problems if isinstance(exc, RulesInvalid) else [f"not UTF-8 text: {exc}"]
         for problem in problems:
             click.echo(f"{file}: {problem}", err=True)
-        raise click.ClickException(f"{file}: refused, no rule was changed") from exc
+        raise CliError(f"{file}: refused, no rule was changed", EX_DATAERR) from exc
     actor = getpass.getuser()
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from mailtickets.cli.common import CliState, pass_state
+from mailtickets.errors import ConfigurationError
 from mailtickets.notify.templates import BUILTIN_DIR, check_templates
 
 
@@ -21,7 +22,7 @@ def check(state: CliState) -> None:
     """Render every template (built-in and overrides): undefined variables and syntax errors fail."""
     override = state.settings.templates_dir
     if override is not None and not override.is_dir():
-        raise click.ClickException(f"templates_dir is not a folder: {override}")
+        raise ConfigurationError(f"templates_dir is not a folder: {override}")
     click.echo(f"templates: {override or '-'} (overrides), {BUILTIN_DIR} (built-in)")
     failures = 0
     for kind, error in check_templates(override).items():

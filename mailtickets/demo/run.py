@@ -46,10 +46,14 @@ Echo = Callable[[str], None]
 
 
 class DemoClock:
-    """Real time plus an offset that only grows: `advance` jumps days ahead without waiting."""
+    """Real time plus an offset that only grows: `advance` jumps days ahead without waiting.
 
-    def __init__(self) -> None:
-        self._offset = timedelta()
+    It starts `behind` real time by as much as the demo will advance it, so that the story ends at the
+    real present: no ticket is left dated in the future (and `--keep`'s new mail is dated now).
+    """
+
+    def __init__(self, behind: timedelta = timedelta()) -> None:
+        self._offset = -behind
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self._offset
@@ -130,13 +134,32 @@ async def embedded() -> AsyncIterator[Embedded]:
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
         await seed_directory(sessions)
-        world = Embedded(settings, sessions, DemoClock(), imap, sink, asyncio.Event())
+        world = Embedded(settings, sessions, DemoClock(behind=demo_advance(settings)), imap, sink, asyncio.Event())
         service = asyncio.create_task(app.run(settings, world.stop, world.clock))
         try:
             yield world
         finally:
             world.stop.set()
             await service
+
+
+def demo_advance(settings: Settings) -> timedelta:
+    """How far work_tickets moves the clock: past the chaser, then past the closure (an hour each)."""
+    return timedelta(hours=settings.autoclose_close_hours + 2)
+
+
+def describe_setup(settings: Settings) -> list[str]:
+    """What the demo set up, said first, so the tables that follow can be read."""
+    contacts = ", ".join(f"{name} <{email}>" for name, email in demo_mail.CONTACTS)
+    return [
+        "The demo set up, on embedded servers in a temporary folder:",
+        f"  client   {demo_mail.CLIENT_NAME}, mail domain {demo_mail.CLIENT_DOMAIN}",
+        f"  contacts {contacts}",
+        f"  agent    {demo_mail.AGENT[0]} <{demo_mail.AGENT[1]}>",
+        f"  support  {settings.support_address}: an IMAP mailbox it watches; notifications go to an SMTP sink,",
+        f"           new tickets also to {', '.join(settings.notify_new_tickets_to)}",
+        "",
+    ]
 
 
 async def seed_directory(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -149,6 +172,8 @@ async def seed_directory(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 async def run_demo(world: Embedded, echo: Echo) -> DemoReport:
     """Deliver the scripted mail, work the tickets, and report what came in and what went out."""
+    for line in describe_setup(world.settings):
+        echo(line)
     now = world.clock.now
     delivered = [await deliver(world, demo_mail.new_request(now()), echo)]
     ack = await wait_for_mail_to(world, demo_mail.CONTACTS[0][1])

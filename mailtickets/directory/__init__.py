@@ -7,6 +7,7 @@ Service functions take an AsyncSession and run inside the caller's transaction; 
 from mailtickets.directory.agents import create_agent, find_agent_by_email, get_agent, list_agents
 from mailtickets.directory.clients import (
     add_domain,
+    count_clients,
     create_client,
     get_client,
     get_client_by_name,
@@ -34,6 +35,7 @@ __all__ = [
     "FieldConflict",
     "Page",
     "add_domain",
+    "count_clients",
     "create_agent",
     "create_client",
     "create_contact",

@@ -62,5 +62,15 @@ async def find_agent_by_email(session: AsyncSession, email: str) -> Agent | None
     return await session.scalar(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
 
 
+async def set_agent_active(session: AsyncSession, email: str, active: bool) -> Agent:
+    """Mark an agent inactive (someone who left) or active again; their tickets and history stay."""
+    agent = await find_agent_by_email(session, email)
+    if agent is None:
+        raise NotFound(f"no agent with email {email.strip()}")
+    agent.active = active
+    await session.flush()
+    return agent
+
+
 async def list_agents(session: AsyncSession) -> list[Agent]:
     return list(await session.scalars(select(Agent).order_by(Agent.id)))

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from mailtickets.directory.providers import is_public_mail_provider
 from mailtickets.directory.validation import (
     CLIENT_NAME_MAX,
     FieldConflict,
     parse_domains,
     require_name,
 )
-from mailtickets.errors import NotFound
+from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import Client, ClientDomain
 
 WITH_DOMAINS = selectinload(Client.domains)  # Client.domains load only when asked for
 
 
-async def create_client(session: AsyncSession, name: str, domains: list[str] | None = None) -> Client:
-    """A new client with its domains; Conflict when the name or a domain is taken."""
+async def create_client(
+    session: AsyncSession, name: str, domains: list[str] | None = None, *, force: bool = False
+) -> Client:
+    """A new client with its domains; Conflict when the name or a domain is taken.
+
+    A public mail provider's domain (gmail.com…) is refused unless `force`: see directory/providers.py.
+    """
     name = require_name(name, max_length=CLIENT_NAME_MAX)
-    wanted = parse_domains(domains or [])
+    wanted = client_domains(domains or [], force=force)
     existing = await session.scalar(select(Client).where(Client.name == name))
     if existing is not None:
         raise FieldConflict(f"a client named {name!r} already exists (id {existing.id})", {"name": "taken"})
@@ -48,10 +54,10 @@ async def update_client(session: AsyncSession, client_id: int, name: str, notes:
     return client
 
 
-async def add_domain(session: AsyncSession, client_id: int, domain: str) -> ClientDomain:
+async def add_domain(session: AsyncSession, client_id: int, domain: str, *, force: bool = False) -> ClientDomain:
     """Register one more domain for a client (idempotent when the client already has it)."""
     client = await get_client(session, client_id)
-    (normalized,) = parse_domains([domain])
+    (normalized,) = client_domains([domain], force=force)
     for known in client.domains:
         if known.domain == normalized:
             return known
@@ -61,6 +67,18 @@ async def add_domain(session: AsyncSession, client_id: int, domain: str) -> Clie
     await _flush(session)
     await session.refresh(client, ["domains"])
     return row
+
+
+def client_domains(values: list[str], *, force: bool) -> list[str]:
+    """Normalised domains; InvalidInput naming the public mail providers among them unless `force`."""
+    wanted = parse_domains(values)
+    public = [domain for domain in wanted if is_public_mail_provider(domain)]
+    if public and not force:
+        raise InvalidInput(
+            "a public mail provider's domain would give every one of its users to this client",
+            {"domains": f"{', '.join(public)} is a public mail provider: register contacts instead, or force it"},
+        )
+    return wanted
 
 
 async def remove_domain(session: AsyncSession, client_id: int, domain: str) -> None:
@@ -92,6 +110,10 @@ async def get_client_by_name(session: AsyncSession, name: str) -> Client:
 async def list_clients(session: AsyncSession, *, limit: int | None = None, offset: int = 0) -> list[Client]:
     query = select(Client).options(WITH_DOMAINS).order_by(Client.id).offset(offset).limit(limit)
     return list(await session.scalars(query))
+
+
+async def count_clients(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Client)) or 0)
 
 
 async def _check_domain_free(session: AsyncSession, domain: str, client_id: int | None) -> None:

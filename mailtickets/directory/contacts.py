@@ -60,6 +60,14 @@ async def update_contact(
     return await _apply(session, contact, changes, mobile_e164=mobile_e164)
 
 
+async def set_contact_active(session: AsyncSession, email: str, active: bool) -> Contact:
+    """Deactivate (or reactivate) the contact with this address; it stays on its tickets."""
+    contact = await find_contact_by_email(session, email)
+    if contact is None:
+        raise NotFound(f"no contact with email {email.strip()}")
+    return await _apply(session, contact, {"active": active}, mobile_e164=False)
+
+
 async def upsert_contact(
     session: AsyncSession, external_id: str, data: Mapping[str, Any], *, mobile_e164: bool = False
 ) -> tuple[Contact, bool]:

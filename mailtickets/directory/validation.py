@@ -29,6 +29,7 @@ EXTERNAL_ID_MAX = 191
 CLIENT_NAME_MAX = 200
 AGENT_NAME_MAX = 100
 DOMAIN_MAX = 253
+SYNTAX_PROBE_DOMAIN = "example.com"  # stands in for the domain while email-validator checks the local part
 ID_MAX = 2**31 - 1  # ids are INTEGER columns (32-bit on PostgreSQL): bigger numbers name no row
 M = TypeVar("M", bound="BaseModel")
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
@@ -46,12 +47,29 @@ class FieldConflict(Conflict):
 
 
 def normalize_email(value: str) -> str:
-    """A syntactically valid address (no DNS lookups), its domain lower-cased."""
+    """The one address rule for every door (CLI, API, inbound mail): syntax and IDNA, no deliverability.
+
+    The local part follows email-validator's syntax rules; the domain follows the same IDNA (UTS 46)
+    rules as client domains, so internal names an MSP's clients run (`corp.local`, `acme.test`) pass
+    where a deliverability-minded validator refuses them. The domain is lower-cased, kept in Unicode.
+    """
+    local, at, domain = value.strip().rpartition("@")
+    if not at or not local:
+        raise ValueError("not a valid email address: it needs a local part, an @-sign and a domain")
     try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
+        checked = validate_email(f"{local}@{SYNTAX_PROBE_DOMAIN}", check_deliverability=False)
+        ascii_domain = normalize_domain(domain)
+    except (EmailNotValidError, ValueError) as exc:
         raise ValueError(f"not a valid email address: {exc}") from exc
-    return result.normalized
+    return f"{checked.local_part}@{idna.decode(ascii_domain)}"
+
+
+def is_valid_email(value: str) -> bool:
+    try:
+        normalize_email(value)
+    except ValueError:
+        return False
+    return True
 
 
 def normalize_domain(value: str) -> str:
@@ -210,12 +228,14 @@ class ClientFields(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=CLIENT_NAME_MAX), AfterValidator(one_line)]
     domains: Annotated[list[Annotated[str, Field(max_length=DOMAIN_MAX)]], Field(max_length=100)] = []
+    force: bool = False  # register a public mail provider's domain all the same
 
 
 class DomainFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     domain: Annotated[str, Field(min_length=1, max_length=DOMAIN_MAX)]
+    force: bool = False  # register a public mail provider's domain all the same
 
 
 class AgentFields(BaseModel):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from mailtickets.errors import TemporaryError
+from mailtickets.errors import CannotListen, TemporaryError
 from mailtickets.ingest.result import Ingestor
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,14 @@ async def serve_lmtp(
     host, port = parse_bind(bind)
     handler = LmtpHandler(ingestor, max_concurrent)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: LmtpServer(handler, data_size_limit=max_message_bytes, enable_SMTPUTF8=True, hostname=SERVER_HOSTNAME),
-        host,
-        port,
-    )
+
+    def protocol() -> LmtpServer:
+        return LmtpServer(handler, data_size_limit=max_message_bytes, enable_SMTPUTF8=True, hostname=SERVER_HOSTNAME)
+
+    try:
+        server = await loop.create_server(protocol, host, port)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {bind} (lmtp_bind): {os.strerror(exc.errno or 0).lower()}") from exc
     log.info("LMTP listening on %s:%d", host, port)
     try:
         await stop.wait()

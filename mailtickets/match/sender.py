@@ -8,6 +8,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.directory.validation import normalize_domain
 from mailtickets.models import Client, ClientDomain, Contact
 
 MatchedBy = Literal["contact", "domain", "unknown"]
@@ -40,12 +41,11 @@ def candidate_domains(domain: str) -> list[str]:
 
 
 def normalise_domain(domain: str) -> str:
-    """Lower-case, IDNA-encoded for non-ASCII names, as client domains are stored."""
-    domain = domain.strip().lower().rstrip(".")
+    """As client domains are stored (the directory's one rule: IDNA UTS 46); unchanged if it is no domain."""
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
+        return normalize_domain(domain)
+    except ValueError:
+        return domain.strip().lower().rstrip(".")
 
 
 async def match_sender(session: AsyncSession, address: str) -> SenderMatch:

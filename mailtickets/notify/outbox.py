@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import jinja2
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from mailtickets.clock import Clock
 from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
-from mailtickets.notify.message import OutgoingMail, build_message, thread_references, to_bytes
+from mailtickets.notify.message import MAX_REFERENCES, OutgoingMail, thread_references, to_bytes
 from mailtickets.notify.msgid import make_message_id
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
 from mailtickets.notify.quoting import quoted_subject
@@ -41,6 +42,8 @@ from mailtickets.tickets.events import (
 
 log = logging.getLogger(__name__)
 
+_INSERT_OUTBOX = insert(cast(Table, OutboxMail.__table__))
+_INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 
 
@@ -97,8 +100,11 @@ class _About:
 
 
 async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _About:
-    in_reply_to, references = await _thread(session, _thread_of(ticket, event))
     message = await _event_message(session, event)
+    if isinstance(event, TicketCreated) and message is not None:
+        in_reply_to, references = _thread_of_new(message)  # a new ticket's thread is its first message
+    else:
+        in_reply_to, references = await _thread(session, _thread_of(ticket, event))
     if isinstance(event, TicketMerged):
         target = await session.get_one(Ticket, event.into_ticket_id)
         return _About(ticket, event, message, in_reply_to, references, target.reference)
@@ -138,19 +144,32 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
 
 
 async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
-    """The client's latest message id (In-Reply-To) and the References list of the ticket's thread."""
-    rows = (
-        await session.execute(
-            select(TicketMessage.message_id, TicketMessage.direction)
-            .where(messages, TicketMessage.message_id.is_not(None))
-            .where(TicketMessage.public.is_(True))
-            .order_by(TicketMessage.id)
+    """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
+    its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
+    so that a mail costs the same on the 1,500th reply as on the first."""
+    public_ids = select(TicketMessage.message_id, TicketMessage.direction).where(
+        messages, TicketMessage.message_id.is_not(None), TicketMessage.public.is_(True)
+    )
+    first = (await session.execute(public_ids.order_by(TicketMessage.id).limit(1))).all()
+    latest = (await session.execute(public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES))).all()
+    rows = [*first, *reversed(latest)]
+    inbound = [str(mid) for mid, direction in latest if direction == Direction.INBOUND]
+    in_reply_to = inbound[0] if inbound else None
+    if in_reply_to is None and len(latest) == MAX_REFERENCES:  # the client's latest is older than those
+        in_reply_to = await session.scalar(
+            public_ids.with_only_columns(TicketMessage.message_id)
+            .where(TicketMessage.direction == Direction.INBOUND)
+            .order_by(TicketMessage.id.desc())
+            .limit(1)
         )
-    ).all()
-    ids = [str(mid) for mid, _ in rows]
-    inbound = [str(mid) for mid, direction in rows if direction == Direction.INBOUND]
-    in_reply_to = inbound[-1] if inbound else None
-    return in_reply_to, thread_references(ids, in_reply_to)
+    return in_reply_to, thread_references([str(mid) for mid, _ in rows], in_reply_to)
+
+
+def _thread_of_new(message: TicketMessage) -> tuple[str | None, tuple[str, ...]]:
+    if message.message_id is None or not message.public:
+        return None, ()
+    in_reply_to = message.message_id if message.direction == Direction.INBOUND else None
+    return in_reply_to, thread_references([message.message_id], in_reply_to)
 
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
@@ -165,6 +184,8 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
     text = ""
     if message is not None:
         text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
+    elif isinstance(event, TicketCreated):  # opened by the API or an agent: its description is the request
+        text = ticket.description
     agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
     if message is not None and isinstance(event, AgentReplied):
         agent_name = message.author_name or agent_name
@@ -245,27 +266,28 @@ async def _enqueue_one(
         )
         return held
     message_id = make_message_id(ticket.reference, settings.secret_key, settings.own_message_id_domain)
-    row = OutboxMail(
-        kind=planned.kind,
-        ticket_id=ticket.id,
-        recipient=planned.to.email.lower(),
-        message_id=message_id,
-        automatic=planned.automatic,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(row)
+    row = {
+        "kind": planned.kind,
+        "ticket_id": ticket.id,
+        "recipient": planned.to.email.lower(),
+        "message_id": message_id,
+        "automatic": planned.automatic,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
     try:
         mail = _outgoing(settings, about, planned, now, message_id)
-        row.raw, row.state = to_bytes(build_message(mail)), OutboxState.PENDING
+        raw = to_bytes(mail)
     except Exception as exc:  # one notification's boundary: it never fails the message or job that caused it
         log.exception("notification %s for %s could not be built; recorded as failed", planned.kind, ticket.reference)
-        row.raw, row.state = b"", OutboxState.FAILED
-        row.last_error = f"could not be built: {type(exc).__name__}: {exc}"
+        error = f"could not be built: {type(exc).__name__}: {exc}"
+        await session.execute(_INSERT_OUTBOX, {**row, "raw": b"", "state": OutboxState.FAILED, "last_error": error})
         return None
+    # Core inserts built once (same Table objects as the model): no unit-of-work flush on the ingest path.
+    await session.execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
     reply = about.message if isinstance(about.event, AgentReplied) else None
-    _record_on_ticket(session, ticket, planned, mail, reply)
+    await _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
@@ -289,17 +311,24 @@ def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime
     )
 
 
-def _record_on_ticket(
+async def _record_on_ticket(
     session: AsyncSession, ticket: Ticket, planned: Planned, mail: OutgoingMail, reply: TicketMessage | None
 ) -> None:
     """Store what was sent on the ticket; an agent's reply is already there and only gets its ids."""
-    row = reply or TicketMessage(ticket_id=ticket.id, direction=Direction.OUTBOUND, body_text=mail.text)
-    row.public = not planned.internal
-    row.message_id = mail.message_id
-    row.in_reply_to = mail.in_reply_to
-    row.references = " ".join(mail.references) or None
-    row.subject = mail.subject
-    row.to_addresses = [mail.to_address]
-    if reply is None:
-        row.author_email = mail.sender
-        session.add(row)
+    recorded = {
+        "public": not planned.internal,
+        "message_id": mail.message_id,
+        "in_reply_to": mail.in_reply_to,
+        "references": " ".join(mail.references) or None,
+        "subject": mail.subject,
+        "to_addresses": [mail.to_address],
+    }
+    if reply is not None:
+        for name, value in recorded.items():
+            setattr(reply, name, value)
+        return
+    await session.execute(
+        _INSERT_MESSAGE,
+        {"ticket_id": ticket.id, "direction": Direction.OUTBOUND, "body_text": mail.text, "author_email": mail.sender}
+        | recorded,
+    )

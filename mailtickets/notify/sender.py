@@ -95,7 +95,9 @@ async def _mark_failed(
             )
             .execution_options(synchronize_session=False)
         )
-    level = logging.WARNING if final else logging.INFO
+    # WARNING either way: a deferral usually means the SMTP server is down or refusing us, which an
+    # operator must see; ERROR once the mail is given up.
+    level = logging.ERROR if final else logging.WARNING
     log.log(level, "outbox mail %s %s: %s", mail.message_id, "failed" if final else "deferred", failure.reply)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.clock import Clock
+from mailtickets.directory.validation import is_valid_email, normalize_email
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
 from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
@@ -26,7 +26,7 @@ from mailtickets.rules.facts import MessageFacts
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
 from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
-from mailtickets.tickets.lifecycle import client_answered
+from mailtickets.tickets.lifecycle import client_answered, may_reopen
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
 from mailtickets.tickets.threading import ThreadMatch, find_thread, header_ids
 from mailtickets.tickets.writers import write_permission
@@ -80,6 +80,9 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     overrides = await resolve(context.session, ruling) if ruling is not None else TicketOverrides()
     if overrides.client is not None and not sender.known:
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=overrides.client)
+    if sender.contact is None and sender.client is not None and not is_valid_email(sender.address):
+        # It would become a contact the CLI and API refuse: one address rule for every door.
+        return Decision(Outcome.QUARANTINED, reason=f"From address {sender.address!r} is not a valid contact address")
     thread = await find_thread(context.session, parsed, settings, sender)
     if thread is not None:
         return await _threaded(context, thread, sender, overrides)
@@ -173,7 +176,7 @@ async def _reply(
 ) -> Decision:
     ticket = thread.ticket
     if ticket.status == TicketStatus.CLOSED:
-        if not _may_reopen(context, ticket):
+        if not may_reopen(context.settings, ticket, context.clock.now()):
             return await _new_ticket(context, sender, overrides, linked=ticket)
         ticket.status = TicketStatus.OPEN
         ticket.closed_at = None
@@ -194,18 +197,6 @@ async def _reply(
 
     reason = f"threaded by {thread.threaded_by}; sender {why}"
     return Decision(outcome, reason=reason, ticket=ticket, message=message, make_events=events)
-
-
-def _may_reopen(context: Context, ticket: Ticket) -> bool:
-    policy = context.settings.reopen_policy
-    if policy == "always-reopen":
-        return True
-    if policy == "new-linked":
-        return False
-    if ticket.closed_at is None:
-        return True
-    window = timedelta(days=context.settings.reopen_window_days)
-    return context.clock.now() - ticket.closed_at <= window
 
 
 async def _new_ticket(
@@ -260,10 +251,14 @@ async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
     if sender.contact is not None:
         return sender.contact
     parsed = context.parsed
+    try:
+        email = normalize_email(sender.address)
+    except ValueError as exc:  # a release of held mail: the admin is told, nothing is written
+        raise InvalidInput(f"the From address cannot be a contact's: {exc}", {"sender": str(exc)}) from exc
     contact = Contact(
         client=sender.client,
         name=(parsed.sender_name or sender.address.partition("@")[0])[:64],
-        email=sender.address,
+        email=email,
         created_at=context.clock.now(),
         updated_at=context.clock.now(),
     )

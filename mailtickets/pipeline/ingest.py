@@ -27,6 +27,7 @@ from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
 from mailtickets.parse.message import ParsedMessage
+from mailtickets.pipeline.batch import GroupCommit
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.pipeline.parse_worker import ParseFailure, Parser, ParseWorkers
 from mailtickets.pipeline.poison import count_failure, forget_failures
@@ -57,6 +58,16 @@ class Received:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A received message, parsed (or why it could not be), waiting for its turn in a group commit."""
+
+    received: Received
+    parsed: ParsedMessage | None
+    problem: str | None
+    verdict: SenderAuth
+
+
 class Pipeline:
     metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
     dkim_lookup: TxtLookup | None = None  # DKIM key lookup for `dkim_verify`; None: DNS (tests give keys)
@@ -81,6 +92,7 @@ class Pipeline:
         # Parsing runs in worker processes with a time and memory limit per message (started on first use).
         self.parser: Parser = parser or ParseWorkers.from_settings(settings)
         self._failed: set[str] = set()  # digests with a failure count to clear once they go through
+        self.batches = GroupCommit(sessions, self._in_batch, self._alone, settings.ingest_batch_size)
 
     async def close(self) -> None:
         await self.parser.close()
@@ -99,8 +111,7 @@ class Pipeline:
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = await self._parse(raw)
         try:
-            verdict = await self._verdict(parsed, raw)
-            result = await self._decide_and_commit(received, parsed, problem, verdict)
+            result = await self._decide_and_commit(received, parsed, problem)
         except TemporaryError as exc:
             result = await self._after_temporary_failure(received, parsed, exc)
         except Exception as exc:  # the pipeline's boundary: the message's fault or our bug, never retried
@@ -114,12 +125,28 @@ class Pipeline:
         return result
 
     async def _decide_and_commit(
-        self, received: Received, parsed: ParsedMessage | None, problem: str | None, verdict: SenderAuth
+        self, received: Received, parsed: ParsedMessage | None, problem: str | None
     ) -> IngestResult:
+        verdict = await self._verdict(parsed, received.raw)
+        # Concurrent deliveries (an IMAP fetch, LMTP sessions) share one commit; returns after it. A message
+        # that fails in the batch is undone to its savepoint and run again alone (`_alone`): what that raises
+        # comes back here only, to this message's boundary, never to the others of the batch.
+        return await self.batches.submit(Ready(received, parsed, problem, verdict))
+
+    async def _in_batch(self, session: AsyncSession, ready: Ready) -> IngestResult:
+        # Optimistic: the unique dedupe key refuses a duplicate at the insert, and the message is then
+        # retried alone, looking it up. Fresh mail (nearly all of it) saves a query. A message that takes
+        # too long is cut off here too, so it cannot hold the whole batch.
+        async with asyncio.timeout(self.settings.worker_timeout_seconds):
+            return await self._process(
+                session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=False
+            )
+
+    async def _alone(self, ready: Ready) -> IngestResult:
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
-            # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
-            # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, verdict, look_up_first=attempt > 0)
+            return await self._process(
+                session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=attempt > 0
+            )
 
         try:
             async with asyncio.timeout(self.settings.worker_timeout_seconds):

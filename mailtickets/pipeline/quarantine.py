@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.errors import NotFound
 from mailtickets.models import InboundMail, QuarantineState
 from mailtickets.pipeline.ingest import held_message
 from mailtickets.pipeline.parse_worker import ParseFailure, Parser
+from mailtickets.pipeline.preview import header_lines, printable, safe_text
 from mailtickets.storage import FileStore
 
 PREVIEW_CHARS = 2000
@@ -48,6 +49,13 @@ async def list_held(
     return [held_summary(r) for r in await session.scalars(query.limit(limit).offset(offset))]
 
 
+async def count_held(session: AsyncSession, state: QuarantineState | None = QuarantineState.HELD) -> int:
+    query = select(func.count()).select_from(InboundMail).where(InboundMail.quarantine_state.is_not(None))
+    if state is not None:
+        query = query.where(InboundMail.quarantine_state == state)
+    return int(await session.scalar(query) or 0)
+
+
 async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int, parser: Parser) -> dict[str, Any]:
     """A quarantined message, held or already released or discarded, with a readable preview of its raw bytes.
 
@@ -57,15 +65,33 @@ async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int
         raise NotFound(f"no inbound message {inbound_id}")
     if record.quarantine_state is None:
         raise NotFound(f"message {inbound_id} was not quarantined (it was {record.outcome.value})")
-    if not record.raw_stored or not raw_store.exists(record.raw_sha256):
-        return {**held_summary(record), "to": [], "text": "(the raw bytes were not kept)"}
-    raw = raw_store.get(record.raw_sha256)
+    summary = {k: printable(v) if isinstance(v, str) else v for k, v in held_summary(record).items()}
+    raw = held_raw(raw_store, record)
+    if raw is None:
+        return {**summary, "to": [], "headers": [], "text": "(the raw bytes were not kept)"}
     parsed = await parser.parse(raw)
     if isinstance(parsed, ParseFailure):
-        preview, to = f"(cannot be parsed: {parsed.reason})", []
+        preview, to = printable(f"(cannot be parsed: {parsed.reason})"), []
     else:
-        preview, to = parsed.text[:PREVIEW_CHARS], list(parsed.to)
-    return {**held_summary(record), "to": to, "text": preview}
+        preview, to = safe_text(parsed.text, raw, PREVIEW_CHARS), [printable(a) for a in parsed.to]
+    return {**summary, "to": to, "headers": [list(pair) for pair in header_lines(raw)], "text": preview}
+
+
+def held_raw(raw_store: FileStore, record: InboundMail) -> bytes | None:
+    """The bytes as they arrived, if they were kept."""
+    if not record.raw_stored or not raw_store.exists(record.raw_sha256):
+        return None
+    return raw_store.get(record.raw_sha256)
+
+
+async def held_raw_bytes(session: AsyncSession, raw_store: FileStore, inbound_id: int) -> bytes:
+    record = await session.get(InboundMail, inbound_id)
+    if record is None or record.quarantine_state is None:
+        raise NotFound(f"no quarantined message {inbound_id}")
+    raw = held_raw(raw_store, record)
+    if raw is None:
+        raise NotFound(f"the raw bytes of message {inbound_id} were not kept")
+    return raw
 
 
 async def discard_held(session: AsyncSession, inbound_id: int) -> None:

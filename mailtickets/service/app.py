@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mailtickets.api.server import run_api
 from mailtickets.clock import Clock, SystemClock
 from mailtickets.db import alembic_config, create_engine, session_factory
-from mailtickets.errors import MailticketsError
+from mailtickets.errors import CannotListen, ConfigurationError, StoreMisconfigured
 from mailtickets.ingest.imap import MailboxListener
 from mailtickets.ingest.leases import Leases, instance_owner
 from mailtickets.ingest.lmtp import serve_lmtp
@@ -36,6 +36,7 @@ from mailtickets.notify.templates import check_templates
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.service.posture import security_warnings
 from mailtickets.settings import MailboxSettings, Settings
+from mailtickets.store_status import check_store
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ SHUTDOWN_GRACE_SECONDS = 20.0
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-class SchemaNotCurrent(MailticketsError):
+class SchemaNotCurrent(StoreMisconfigured):
     """The database is not at the newest migration: `mailtickets db upgrade` first."""
 
 
-class TemplatesBroken(MailticketsError):
+class TemplatesBroken(ConfigurationError):
     """An email template (an admin's override) does not render: refuse to start rather than fail mail later."""
 
 
@@ -132,6 +133,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Cloc
     stop = stop or asyncio.Event()
     engine = create_engine(settings.database_url)
     try:
+        await check_store(engine, settings.database_url)
         await check_schema(engine, settings.database_url)
         sessions = session_factory(engine)
         clock = clock or SystemClock()
@@ -148,6 +150,7 @@ async def run_api_alone(settings: Settings, stop: asyncio.Event | None = None) -
     """`mailtickets api`: only the "api" component, with `run`'s schema check, signals and grace period."""
     engine = create_engine(settings.database_url)
     try:
+        await check_store(engine, settings.database_url)
         await check_schema(engine, settings.database_url)
         sessions, clock = session_factory(engine), SystemClock()
         async with Pipeline(settings, sessions, clock) as pipeline:
@@ -181,7 +184,11 @@ def _on_done(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
         if not stop.is_set():
             log.warning("component %s returned early", task.get_name())
         return
-    log.critical("component %s failed; stopping", task.get_name(), exc_info=task.exception())
+    failure = task.exception()
+    if isinstance(failure, CannotListen):  # says all there is to say; the CLI prints it once more on exit
+        log.critical("component %s failed; stopping: %s", task.get_name(), failure)
+    else:
+        log.critical("component %s failed; stopping", task.get_name(), exc_info=failure)
     stop.set()
 
 

@@ -7,7 +7,7 @@ notification exists if and only if the change was committed.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,18 @@ def client_answered(ticket: Ticket) -> None:
         ticket.status = TicketStatus.OPEN
     ticket.autoclose_since = None
     ticket.chaser_sent_at = None
+
+
+def may_reopen(settings: Settings, ticket: Ticket, now: datetime) -> bool:
+    """Whether a reply to this closed ticket reopens it (setting reopen_policy), for mail and agents alike."""
+    policy = settings.reopen_policy
+    if policy == "always-reopen":
+        return True
+    if policy == "new-linked":
+        return False
+    if ticket.closed_at is None:
+        return True
+    return now - ticket.closed_at <= timedelta(days=settings.reopen_window_days)
 
 
 def parse_status(value: str) -> TicketStatus:
@@ -129,6 +141,10 @@ async def reply(
         raise InvalidInput("empty reply", {"body": "must not be empty"})
     ticket = await _ticket(session, settings, ref)
     agent = await _agent(session, agent_email) if agent_email else ticket.assigned_agent
+    if not private:
+        _check_reply_reaches_someone(settings, ticket)
+    if ticket.status == TicketStatus.CLOSED:
+        _reopen_for_reply(settings, ticket, now)
     message = TicketMessage(
         ticket_id=ticket.id,
         direction=Direction.OUTBOUND,
@@ -143,6 +159,31 @@ async def reply(
     session.add(message)
     await session.flush()
     return [] if private else [AgentReplied(ticket.id, message.id)]
+
+
+def _check_reply_reaches_someone(settings: Settings, ticket: Ticket) -> None:
+    contact = ticket.contact
+    if contact is None or not contact.email:
+        raise InvalidInput(
+            f"{ticket.reference} has no contact to mail a public reply to: set its contact, or add a private note",
+            {"private": "a public reply needs a contact with an email address"},
+        )
+    if not settings.notify_client_on_agent_reply:
+        raise InvalidInput(
+            "public replies are not mailed (notify_client_on_agent_reply is off): add a private note instead",
+            {"private": "a public reply would reach nobody"},
+        )
+
+
+def _reopen_for_reply(settings: Settings, ticket: Ticket, now: datetime) -> None:
+    """A reply on a closed ticket follows reopen_policy, as a client's mail does."""
+    if not may_reopen(settings, ticket, now):
+        raise Conflict(
+            f"{ticket.reference} is closed and reopen_policy ({settings.reopen_policy}) does not reopen it: "
+            "open a new ticket"
+        )
+    ticket.status = TicketStatus.OPEN
+    ticket.closed_at = None
 
 
 async def merge(

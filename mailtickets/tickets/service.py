@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
@@ -46,16 +48,23 @@ class NewTicket:
 
 async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
     """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    upsert = (
+    upsert = _counter_upsert(session.get_bind().dialect.name)
+    return int((await session.execute(upsert, {"prefix": prefix})).scalar_one())
+
+
+@cache
+def _counter_upsert(dialect: str) -> ReturningInsert[int]:
+    """Built once per dialect (it is on every new ticket's path); the prefix is bound at execution."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement: ReturningInsert[int] = (
         insert(TicketCounter)
-        .values(prefix=prefix, last_number=1)
+        .values(prefix=bindparam("prefix"), last_number=1)
         .on_conflict_do_update(
             index_elements=[TicketCounter.prefix], set_={"last_number": TicketCounter.last_number + 1}
         )
         .returning(TicketCounter.last_number)
     )
-    return int((await session.execute(upsert)).scalar_one())
+    return statement
 
 
 async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now: datetime) -> Ticket:
@@ -131,7 +140,9 @@ def split_reference(reference: str, default_prefix: str) -> tuple[str, int]:
 
 async def ticket_by_reference(session: AsyncSession, reference: str, default_prefix: str) -> Ticket:
     prefix, number = split_reference(reference, default_prefix)
-    ticket = await session.scalar(select(Ticket).where(Ticket.prefix == prefix, Ticket.number == number))
+    # Case-insensitive, as people type them (`tck-12`) and as threading reads them from subjects.
+    query = select(Ticket).where(Ticket.number == number, func.upper(Ticket.prefix) == prefix.upper())
+    ticket = await session.scalar(query)
     if ticket is None:
-        raise NotFound(f"no ticket {prefix}{number}")
+        raise NotFound(f"no ticket {prefix.upper()}{number}")
     return ticket
