@@ -93,6 +93,12 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
 
 
+class AuthorRole(enum.StrEnum):
+    CLIENT = "client"
+    AGENT = "agent"
+    SYSTEM = "system"  # mail we sent on our own: acknowledgements, notices, copies of agents' replies
+
+
 class QuarantineState(enum.StrEnum):
     HELD = "held"
     RELEASED = "released"
@@ -174,6 +180,24 @@ class Agent(Timestamped, Base):
     email: Mapped[str] = mapped_column(String(191))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
 
+    # Loaded where asked for (directory views, agent mail): the agent is joined to every ticket read.
+    aliases: Mapped[list[AgentAlias]] = relationship(
+        back_populates="agent", cascade="all, delete-orphan", lazy="raise_on_sql", order_by="AgentAlias.email"
+    )
+
+
+class AgentAlias(Base):
+    """Another address an agent writes from (a shared inbox, an old address); unique case-insensitively."""
+
+    __tablename__ = "agent_aliases"
+    __table_args__ = (Index("uq_agent_aliases_email_lower", func.lower("email"), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(191))
+
+    agent: Mapped[Agent] = relationship(back_populates="aliases")
+
 
 class TicketCounter(Base):
     """Next ticket number per prefix, bumped with UPDATE … RETURNING so instances never clash."""
@@ -235,6 +259,8 @@ class TicketMessage(Base):
     author_email: Mapped[str | None] = mapped_column(String(320))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # Who wrote it: the client side, an agent (by mail or the API), or we (notifications); None: older rows.
+    author_role: Mapped[AuthorRole | None] = mapped_column(_enum(AuthorRole, length=8))
     # Message-IDs are stored without angle brackets; indexed because threading looks them up.
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(Text)

@@ -22,6 +22,7 @@ MEGABYTE = 1024 * 1024
 
 ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
 UnknownSenderPolicy = Literal["quarantine", "drop"]
+AgentMailRequires = Literal["either", "dmarc", "signed-reply", "both"]
 
 
 class MailboxSettings(BaseModel):
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     reopen_window_days: float = 7.0
     unknown_sender: UnknownSenderPolicy = "quarantine"
     own_addresses: list[str] = Field(default_factory=list)
+
+    # Agents working from their inbox
+    agent_mail_requires: AgentMailRequires = "either"
+    note_address: str | None = None  # e.g. support+note@helpdesk.example: agents' mail to it is a private note
+    agent_forward_as_client: bool = True
+    support_display_name: str = "Support"  # agents' replies go out as "Dan via Support" <support_address>
 
     # Limits
     max_message_bytes: int = 25 * MEGABYTE

@@ -11,6 +11,7 @@ from mailtickets import directory
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
 from mailtickets.directory.views import agent_view, client_view, contact_view
+from mailtickets.errors import NotFound
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -133,16 +134,55 @@ def agents() -> None:
 @agents.command("add")
 @click.option("--name", required=True)
 @click.option("--email", required=True)
+@click.option("--alias", "aliases", multiple=True, help="Another address the agent writes from (repeatable).")
 @pass_state
-def agents_add(state: CliState, name: str, email: str) -> None:
+def agents_add(state: CliState, name: str, email: str, aliases: tuple[str, ...]) -> None:
     """Add an agent."""
 
     async def work(sessions: Sessions) -> dict[str, Any]:
         async with transaction(sessions) as session:
-            return agent_view(await directory.create_agent(session, name, email)).model_dump(mode="json")
+            agent = await directory.create_agent(session, name, email, aliases)
+            return agent_view(agent).model_dump(mode="json")
 
     row = run_with_store(state.settings, work)
-    click.echo(f"agent {row['id']}: {row['name']} <{row['email']}>")
+    also = f" (also {', '.join(row['aliases'])})" if row["aliases"] else ""
+    click.echo(f"agent {row['id']}: {row['name']} <{row['email']}>{also}")
+
+
+@agents.group("alias")
+def agents_alias() -> None:
+    """Other addresses an agent writes from."""
+
+
+def _change_alias(state: CliState, email: str, alias: str, *, add: bool) -> None:
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            agent = await directory.find_agent_by_email(session, email)
+            if agent is None:
+                raise NotFound(f"no agent {email}")
+            change = directory.add_alias if add else directory.remove_alias
+            await change(session, agent, alias)
+
+    run_with_store(state.settings, work)
+    click.echo(f"{alias} {'is now' if add else 'is no longer'} an alias of {email}")
+
+
+@agents_alias.command("add")
+@click.argument("email")
+@click.argument("alias")
+@pass_state
+def agents_alias_add(state: CliState, email: str, alias: str) -> None:
+    """Let the agent EMAIL also write from ALIAS."""
+    _change_alias(state, email, alias, add=True)
+
+
+@agents_alias.command("remove")
+@click.argument("email")
+@click.argument("alias")
+@pass_state
+def agents_alias_remove(state: CliState, email: str, alias: str) -> None:
+    """ALIAS is no longer an address of the agent EMAIL."""
+    _change_alias(state, email, alias, add=False)
 
 
 @agents.command("list")
@@ -160,7 +200,7 @@ def agents_list(state: CliState, as_json: bool) -> None:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}")
+        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{', '.join(row['aliases'])}")
 
 
 COMMANDS = [clients, contacts, agents]

@@ -47,6 +47,7 @@ class AgentOut(BaseModel):
     name: str
     email: str
     active: bool
+    aliases: list[str]  # other addresses the agent writes from
 
 
 def client_view(client: Client) -> ClientOut:
@@ -67,4 +68,5 @@ def contact_view(contact: Contact) -> ContactOut:
 
 
 def agent_view(agent: Agent) -> AgentOut:
-    return AgentOut(id=agent.id, name=agent.name, email=agent.email, active=agent.active)
+    aliases = [a.email for a in agent.aliases]
+    return AgentOut(id=agent.id, name=agent.name, email=agent.email, active=agent.active, aliases=aliases)

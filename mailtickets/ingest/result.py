@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailtickets.models import Outcome
+from mailtickets.models import AuthorRole, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +14,7 @@ class IngestResult:
     ticket: str | None  # e.g. "TCK-12"
     reason: str | None
     message_id: str | None
+    author_role: AuthorRole | None = None  # whose mail it was taken as: a client's or an agent's; None when refused
 
     def as_json(self) -> dict[str, str | None]:
         return {
@@ -21,6 +22,7 @@ class IngestResult:
             "ticket": self.ticket,
             "reason": self.reason,
             "message_id": self.message_id,
+            "author_role": self.author_role.value if self.author_role is not None else None,
         }
 
 

@@ -23,6 +23,13 @@ MAX_REFERENCES = 20  # keep the first and the most recent ids; long threads othe
 
 
 @dataclass(frozen=True, slots=True)
+class MailAttachment:
+    filename: str
+    content_type: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMail:
     sender: str  # the support address, used for From and Reply-To
     to_address: str
@@ -36,6 +43,8 @@ class OutgoingMail:
     auto_submitted: str | None = None  # "auto-replied", "auto-generated" or None for a human's mail
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    sender_name: str = ""  # the From display name: "Dan via Support" on an agent's reply
+    attachments: tuple[MailAttachment, ...] = ()
 
 
 def _address(address: str, name: str = "") -> Address:
@@ -61,7 +70,7 @@ def thread_references(ids: list[str], in_reply_to: str | None) -> tuple[str, ...
 
 def build_message(mail: OutgoingMail) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = _address(mail.sender)
+    msg["From"] = _address(mail.sender, mail.sender_name)
     msg["Reply-To"] = _address(mail.sender)
     msg["To"] = _address(mail.to_address, mail.to_name)
     msg["Subject"] = mail.subject
@@ -79,6 +88,11 @@ def build_message(mail: OutgoingMail) -> EmailMessage:
     msg[TICKET_HEADER] = mail.ticket_ref
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
+    for item in mail.attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not subtype:
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(item.payload, maintype=maintype, subtype=subtype, filename=item.filename)
     return msg
 
 

@@ -12,25 +12,27 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 
-import jinja2
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
+from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
+from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
-from mailtickets.notify.message import OutgoingMail, build_message, thread_references, to_bytes
-from mailtickets.notify.msgid import make_message_id
+from mailtickets.notify.message import MailAttachment, OutgoingMail, build_message, thread_references, to_bytes
+from mailtickets.notify.msgid import make_agent_message_id, make_message_id
+from mailtickets.notify.notices import Suppressed, enqueue_refusal, redact, sender_name
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
-from mailtickets.notify.templates import MailContext, TicketView, make_environment, render
+from mailtickets.notify.templates import MailContext, TicketView, cached_environment, render
 from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
 from mailtickets.tickets.events import (
+    AgentMailRefused,
     AgentReplied,
     ClientReplied,
+    NoteAdded,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -43,38 +45,20 @@ log = logging.getLogger(__name__)
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 
 
-@lru_cache(maxsize=8)
-def _environment(override_dir: Path | None) -> jinja2.Environment:
-    # Templates are compiled once per process; Jinja re-reads a template when its file changes.
-    return make_environment(override_dir)
-
-
-def redact(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-@dataclass(frozen=True, slots=True)
-class Suppressed:
-    """A planned mail that was not queued, and why."""
-
-    ticket_id: int
-    kind: str
-    reason: str
-    rate_limited: bool  # a temporary reason: the same mail may go out once the window has passed
-
-
 async def enqueue_notifications(
     session: AsyncSession, settings: Settings, clock: Clock, events: Sequence[TicketEvent]
 ) -> list[Suppressed]:
     """Queue the mails the events call for; returns those a guard held back (already logged)."""
     suppressed: list[Suppressed] = []
     for event in events:
+        if isinstance(event, AgentMailRefused):  # about a mail, not (necessarily) a ticket
+            await enqueue_refusal(session, settings, clock, event)
+            continue
         ticket = await session.get(Ticket, event.ticket_id)
         if ticket is None:
             log.warning("notification for missing ticket id %s skipped", event.ticket_id)
             continue
-        planned = plan_notifications(event, await _parties(session, ticket, event), settings)
+        planned = plan_notifications(event, await _parties(session, settings, ticket, event), settings)
         if planned:
             about = await _about(session, ticket, event)
             for one in planned:
@@ -111,7 +95,7 @@ def _thread_of(ticket: Ticket, event: TicketEvent) -> ColumnElement[bool]:
     return TicketMessage.ticket_id == ticket.id
 
 
-async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> TicketParties:
+async def _parties(session: AsyncSession, settings: Settings, ticket: Ticket, event: TicketEvent) -> TicketParties:
     contact = None
     if ticket.contact is not None and ticket.contact.email:
         contact = Person(ticket.contact.email, ticket.contact.name)
@@ -125,15 +109,39 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
         contact = Person(first) if first else None
     agent = ticket.assigned_agent
     event_agent = None
-    if isinstance(event, TicketAssigned):
-        named = await session.get(Agent, event.agent_id)
-        event_agent = Person(named.email, named.name) if named is not None and named.active else None
+    if isinstance(event, TicketAssigned | NoteAdded):
+        named = await session.get(Agent, event.agent_id if isinstance(event, TicketAssigned) else event.author_agent_id)
+        event_agent = _agent_person(named)
+    others = await _client_side(session, settings, ticket, contact) if isinstance(event, AgentReplied) else ()
     return TicketParties(
         contact=contact,
-        assigned_agent=Person(agent.email, agent.name) if agent is not None and agent.active else None,
+        assigned_agent=_agent_person(agent),
         event_agent=event_agent,
+        also_client_side=others,
         suppress_acknowledgement=ticket.suppress_acknowledgement,
     )
+
+
+def _agent_person(agent: Agent | None) -> Person | None:
+    return Person(agent.email, agent.name, agent.id) if agent is not None and agent.active else None
+
+
+async def _client_side(
+    session: AsyncSession, settings: Settings, ticket: Ticket, contact: Person | None
+) -> tuple[Person, ...]:
+    """To/Cc of the client's messages on the ticket, minus the contact, our addresses and agents."""
+    rows = await session.execute(
+        select(TicketMessage.to_addresses, TicketMessage.cc_addresses).where(
+            TicketMessage.ticket_id == ticket.id, TicketMessage.author_role == AuthorRole.CLIENT
+        )
+    )
+    excluded = await agent_addresses(session) | {contact.email.lower() if contact else ""}
+    found: dict[str, None] = {}
+    for to, cc in rows:
+        for address in (str(a).lower() for a in [*(to or []), *(cc or [])]):
+            if address not in excluded and not guard.is_own_mailbox(address, settings):
+                found[address] = None
+    return tuple(Person(a) for a in found)
 
 
 async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
@@ -143,6 +151,8 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
             select(TicketMessage.message_id, TicketMessage.direction)
             .where(messages, TicketMessage.message_id.is_not(None))
             .where(TicketMessage.public.is_(True))
+            # An agent's own mail to us: the client never saw its Message-ID, only our copy of it.
+            .where(or_(TicketMessage.direction == Direction.OUTBOUND, TicketMessage.agent_id.is_(None)))
             .order_by(TicketMessage.id)
         )
     ).all()
@@ -153,7 +163,9 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
 
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
-    if isinstance(event, TicketCreated | ClientReplied | AgentReplied) and event.message_id is not None:
+    if isinstance(event, AgentReplied):  # its attachments go to the client with it
+        return await session.get(TicketMessage, event.message_id)
+    if isinstance(event, TicketCreated | ClientReplied | NoteAdded) and event.message_id is not None:
         # Attachments are not needed for a notification: skip their eager load.
         return await session.get(TicketMessage, event.message_id, options=[lazyload(TicketMessage.attachments)])
     return None
@@ -161,11 +173,10 @@ async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMes
 
 def _context(settings: Settings, about: _About, planned: Planned) -> MailContext:
     ticket, event, message, contact = about.ticket, about.event, about.message, about.ticket.contact
-    text = ""
-    if message is not None:
-        text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
+    # The new text only: an agent's reply by mail keeps its quoted history in body_text.
+    text = (message.body_text_new or message.body_text) if message is not None else ""
     agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
-    if message is not None and isinstance(event, AgentReplied):
+    if message is not None and isinstance(event, AgentReplied | NoteAdded):
         agent_name = message.author_name or agent_name
     return MailContext(
         ticket=TicketView(ticket.reference, ticket.subject, str(ticket.status), str(ticket.priority)),
@@ -254,7 +265,10 @@ async def _enqueue_one(
             created_at=now,
         )
     )
+    # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
+    if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
+        reply = None
     _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
@@ -262,28 +276,47 @@ async def _enqueue_one(
 
 def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime) -> OutgoingMail:
     context = _context(settings, about, planned)
-    rendered = render(_environment(settings.templates_dir), planned.kind, context)
+    rendered = render(cached_environment(settings.templates_dir), planned.kind, context)
+    reference, secret, domain = about.ticket.reference, settings.secret_key, settings.own_message_id_domain
+    agent_id = planned.to.agent_id
+    reply = about.message if isinstance(about.event, AgentReplied) else None
     return OutgoingMail(
         sender=settings.support_address,
+        sender_name=sender_name(context.agent_name, settings) if reply is not None else "",
         to_address=planned.to.email,
         to_name=planned.to.name,
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=make_message_id(about.ticket.reference, settings.secret_key, settings.own_message_id_domain),
+        message_id=(
+            make_agent_message_id(reference, agent_id, secret, domain)
+            if agent_id is not None
+            else make_message_id(reference, secret, domain)
+        ),
         date=now,
-        ticket_ref=about.ticket.reference,
+        ticket_ref=reference,
         auto_submitted=planned.auto_submitted,
         in_reply_to=about.in_reply_to,
         references=about.references,
+        attachments=_attachments(settings, reply),
     )
+
+
+def _attachments(settings: Settings, reply: TicketMessage | None) -> tuple[MailAttachment, ...]:
+    """An agent's attachments travel with their reply (read back from the data folder)."""
+    if reply is None or not reply.attachments:
+        return ()
+    files = FileStore(settings.attachments_dir)
+    return tuple(MailAttachment(a.filename, a.content_type, files.get(a.sha256)) for a in reply.attachments)
 
 
 def _record_on_ticket(
     session: AsyncSession, ticket: Ticket, planned: Planned, mail: OutgoingMail, reply: TicketMessage | None
 ) -> None:
     """Store what was sent on the ticket; an agent's reply is already there and only gets its ids."""
-    row = reply or TicketMessage(ticket_id=ticket.id, direction=Direction.OUTBOUND, body_text=mail.text)
+    row = reply or TicketMessage(
+        ticket_id=ticket.id, direction=Direction.OUTBOUND, author_role=AuthorRole.SYSTEM, body_text=mail.text
+    )
     row.public = not planned.internal
     row.message_id = mail.message_id
     row.in_reply_to = mail.in_reply_to

@@ -12,7 +12,7 @@ from mailtickets.clock import Clock
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
 from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
-from mailtickets.notify.guard import is_own_address, is_own_mail
+from mailtickets.notify.guard import is_own_mail, is_own_mailbox
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
@@ -133,12 +133,7 @@ async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, 
 
 
 def is_own_sender(address: str, settings: Settings) -> bool:
-    """Our support address or an alias, also plus-addressed (support+TCK-1@…). Agents may share our domain."""
-    local, _, domain = address.partition("@")
-    unplussed = f"{local.partition('+')[0]}@{domain}"
-    return is_own_address(address, settings, include_domain=False) or is_own_address(
-        unplussed, settings, include_domain=False
-    )
+    return is_own_mailbox(address, settings)
 
 
 async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
