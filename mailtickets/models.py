@@ -317,6 +317,8 @@ class InboundMail(Base):
     raw_stored: Mapped[bool] = mapped_column(Boolean, default=False)
     quarantine_state: Mapped[QuarantineState | None] = mapped_column(_enum(QuarantineState))
     received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+    # The trusted receiving system's verdict on the sender: True/False, None when there was none.
+    authenticated: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class OutboxMail(Base):

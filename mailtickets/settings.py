@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -22,6 +23,8 @@ MEGABYTE = 1024 * 1024
 
 ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
 UnknownSenderPolicy = Literal["quarantine", "drop"]
+UnauthenticatedSenderPolicy = Literal["unknown", "accept"]
+AcknowledgeNewContacts = Literal["authenticated", "always", "never"]
 AgentMailRequires = Literal["either", "dmarc", "signed-reply", "both"]
 
 
@@ -56,6 +59,11 @@ class Settings(BaseSettings):
     reopen_window_days: float = 7.0
     unknown_sender: UnknownSenderPolicy = "quarantine"
     own_addresses: list[str] = Field(default_factory=list)
+
+    # Sender trust
+    trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    unauthenticated_sender: UnauthenticatedSenderPolicy = "unknown"
+    acknowledge_new_contacts: AcknowledgeNewContacts = "authenticated"
 
     # Agents working from their inbox
     agent_mail_requires: AgentMailRequires = "either"
@@ -108,6 +116,14 @@ class Settings(BaseSettings):
     contact_mobile_e164: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    @field_validator("trusted_authserv_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`mx.google.com, *.prod.outlook.com` in the environment; a list in TOML."""
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -44,3 +44,9 @@ def make_message(
         maintype, _, subtype = content_type.partition("/")
         message.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
     return message.as_bytes(policy=SMTP)
+
+
+def make_raw_message(headers: list[tuple[str, str]], body: str = "Hello.") -> bytes:
+    """A message whose header lines are written exactly as given (forged, unusual or hostile shapes)."""
+    lines = [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join([*lines, "", body, ""])).encode("utf-8", "surrogateescape")

@@ -14,14 +14,16 @@ class IngestResult:
     ticket: str | None  # e.g. "TCK-12"
     reason: str | None
     message_id: str | None
+    authenticated: bool | None = None  # the trusted verdict on the sender; None: no verdict
     author_role: AuthorRole | None = None  # whose mail it was taken as: a client's or an agent's; None when refused
 
-    def as_json(self) -> dict[str, str | None]:
+    def as_json(self) -> dict[str, str | bool | None]:
         return {
             "outcome": self.outcome.value,
             "ticket": self.ticket,
             "reason": self.reason,
             "message_id": self.message_id,
+            "authenticated": self.authenticated,
             "author_role": self.author_role.value if self.author_role is not None else None,
         }
 

@@ -20,7 +20,7 @@ class ParsedAttachment:
 class ParsedMessage:
     message_id: str | None  # without angle brackets; None when absent or unusable
     sender: str | None  # From address, lower-cased; None when missing or unparseable
-    sender_name: str
+    sender_name: str  # decoded after the address list was parsed; never holds an address of its own
     subject: str  # decoded (RFC 2047), unfolded, "" when absent
     to: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()
@@ -37,7 +37,12 @@ class ParsedMessage:
     html: str | None = None  # sanitised HTML, safe to show in a browser
     attachments: tuple[ParsedAttachment, ...] = ()
     defects: tuple[str, ...] = ()  # what was wrong with the message and how it was worked around
+    sender_ambiguity: str | None = None  # why the From could mislead (several mailboxes, an address in the name)
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
         return values[0] if values else None
+
+    def header_items(self, name: str) -> list[tuple[str, str]]:
+        """(name, value) for every occurrence of one header, topmost first."""
+        return [(name, value) for value in self.headers.get(name.lower(), ())]

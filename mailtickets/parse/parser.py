@@ -21,6 +21,7 @@ import mailparser
 from mailtickets.parse.attachments import collect_attachments
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
 from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html
+from mailtickets.trust.address import parse_from
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
@@ -37,16 +38,22 @@ def parse_message(raw: bytes) -> ParsedMessage:
     except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
         raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
     message: Message = mail.message
-    headers = _decoded_headers(message, _declared_charset(message))
+    charset = _declared_charset(message)
+    headers = _decoded_headers(message, charset)
     defects: list[str] = [_defect_text(d) for d in mail.defects]
     text, html, body_defects = _body(message)
     defects.extend(body_defects)
     attachments = collect_attachments(mail.attachments, defects)
-    sender_name, sender = _first_address(headers.get("from", ()))
+    # The address list is parsed on the raw value; only then are display names decoded.
+    raw_from = [str(value) for name, value in message.raw_items() if name.lower() == "from"]
+    mailbox = parse_from(raw_from, lambda name: _decode_header_value(name, charset)[:MAX_HEADER_VALUE])
+    if mailbox.ambiguity:
+        defects.append(f"From: {mailbox.ambiguity}")
     return ParsedMessage(
         message_id=_message_id(headers.get("message-id", ())),
-        sender=sender,
-        sender_name=sender_name,
+        sender=mailbox.address,
+        sender_name=mailbox.name,
+        sender_ambiguity=mailbox.ambiguity,
         subject=headers.get("subject", ("",))[0],
         to=_addresses(headers.get("to", ())),
         cc=_addresses(headers.get("cc", ())),
@@ -105,14 +112,6 @@ def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
         if "@" in address and address not in found:
             found.append(address)
     return tuple(found)
-
-
-def _first_address(values: tuple[str, ...]) -> tuple[str, str | None]:
-    for name, address in getaddresses(list(values)):
-        address = address.strip().lower()
-        if "@" in address and " " not in address:
-            return clean_header_text(name), address
-    return "", None
 
 
 def _return_path(values: tuple[str, ...]) -> str | None:

@@ -28,6 +28,8 @@ from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCrea
 from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
 from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
+from mailtickets.trust.authres import NO_VERDICT, SenderAuth
+from mailtickets.trust.verdict import trusts_sender
 
 MAX_DESCRIPTION_CHARS = 100_000
 
@@ -54,6 +56,8 @@ class Context:
     files: FileStore
     parsed: ParsedMessage
     source: str
+    # The trusted receiving system's verdict on the From address (trust/); NO_VERDICT when none applies.
+    sender_auth: SenderAuth = NO_VERDICT
 
 
 async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
@@ -63,7 +67,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     if is_own_mail(parsed.headers, settings) or is_own_sender(parsed.sender, settings):
         return Decision(Outcome.DROPPED, reason=f"our own mail coming back (from {parsed.sender})")
     automatic = automatic_reason(parsed)
-    sender = await match_sender(context.session, parsed.sender)
+    sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
     if ruling is not None and ruling.ends_processing:
         return _ruled_out(ruling)
@@ -77,8 +81,21 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return await _threaded(context, thread, sender, overrides)
     if not sender.known:
         outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
-        return Decision(outcome, reason=f"unknown sender {parsed.sender} and no ticket reference")
+        return Decision(outcome, reason=f"{_unknown(context)} {parsed.sender} and no ticket reference")
     return await _new_ticket(context, sender, overrides)
+
+
+def trusted_match(context: Context, sender: SenderMatch) -> SenderMatch:
+    """Under `unauthenticated_sender = "unknown"`, a sender the trusted verdict does not authenticate is nobody."""
+    if trusts_sender(context.sender_auth, context.settings):
+        return sender
+    return SenderMatch(sender.address, "unknown")
+
+
+def _unknown(context: Context) -> str:
+    if context.sender_auth.authenticated is False:
+        return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
+    return "unknown sender"
 
 
 async def decide_release(context: Context, client: Client | None) -> Decision:

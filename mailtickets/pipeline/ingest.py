@@ -29,6 +29,7 @@ from mailtickets.pipeline.decide import Context, Decision, decide, decide_releas
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
+from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ class Pipeline:
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()
-            context = Context(session, self.settings, self.clock, self.files, parsed, held.source)
+            verdict = verdict_for(parsed, self.settings)
+            context = Context(session, self.settings, self.clock, self.files, parsed, held.source, verdict)
             decision = await decide_release(context, client)
             return await self._commit_decision(
                 session,
@@ -101,6 +103,7 @@ class Pipeline:
                 parsed,
                 dedupe_key(parsed, held.raw_sha256),
                 decision,
+                verdict.authenticated,
             )
 
         result = await self._in_transaction(work)
@@ -162,27 +165,40 @@ class Pipeline:
                 original.reference if original else None,
                 f"already processed as {existing.outcome.value}",
                 parsed.message_id if parsed else None,
+                existing.authenticated,
             )
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source)
+            verdict = verdict_for(parsed, self.settings)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
             decision = await decide(context, await self.rules.active_rules(session))
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
-        self, session: AsyncSession, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision
+        self,
+        session: AsyncSession,
+        received: Received,
+        parsed: ParsedMessage | None,
+        key: str,
+        decision: Decision,
+        authenticated: bool | None = None,
     ) -> IngestResult:
-        record = self._record(received, parsed, key, decision)
+        record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
-        return IngestResult(decision.outcome, decision.reference, decision.reason, record.message_id)
+        return IngestResult(
+            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated
+        )
 
-    def _record(self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision) -> InboundMail:
+    def _record(
+        self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision, authenticated: bool | None
+    ) -> InboundMail:
         keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
         if keep_raw:
             self.raw_store.put_with_digest(received.raw, received.sha256)
@@ -200,6 +216,7 @@ class Pipeline:
             raw_stored=keep_raw,
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
+            authenticated=authenticated,
         )
 
 

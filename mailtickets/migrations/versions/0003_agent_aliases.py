@@ -1,7 +1,7 @@
 """agent aliases and the author role of ticket messages
 
-Revision ID: 0002_agent_aliases
-Revises: 0001
+Revision ID: 0003_agent_aliases
+Revises: 0002_sender_trust
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_agent_aliases"
-down_revision: str | None = "0001"
+revision: str = "0003_agent_aliases"
+down_revision: str | None = "0002_sender_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
