@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.models import Agent, AgentAlias
@@ -20,13 +20,16 @@ async def agent_by_address(session: AsyncSession, address: str) -> Agent | None:
     return agent if agent is not None and agent.active else None
 
 
-async def agent_addresses(session: AsyncSession) -> set[str]:
-    """Every active agent's email and aliases, lower-cased."""
-    emails = await session.scalars(select(func.lower(Agent.email)).where(Agent.active.is_(True)))
-    aliases = await session.scalars(
-        select(func.lower(AgentAlias.email)).join(Agent, AgentAlias.agent_id == Agent.id).where(Agent.active.is_(True))
+async def agent_addresses(session: AsyncSession) -> dict[str, int]:
+    """Every active agent's email and aliases, lower-cased, to the agent's id: one query, agents are few."""
+    emails = select(func.lower(Agent.email), Agent.id).where(Agent.active.is_(True))
+    aliases = (
+        select(func.lower(AgentAlias.email), AgentAlias.agent_id)
+        .join(Agent, AgentAlias.agent_id == Agent.id)
+        .where(Agent.active.is_(True))
     )
-    return {*emails, *aliases}
+    rows = await session.execute(union_all(emails, aliases))
+    return {str(address): int(agent_id) for address, agent_id in rows}
 
 
 async def agents_named(session: AsyncSession, name: str) -> list[Agent]:

@@ -135,7 +135,7 @@ async def _client_side(
             TicketMessage.ticket_id == ticket.id, TicketMessage.author_role == AuthorRole.CLIENT
         )
     )
-    excluded = await agent_addresses(session) | {contact.email.lower() if contact else ""}
+    excluded = set(await agent_addresses(session)) | {contact.email.lower() if contact else ""}
     found: dict[str, None] = {}
     for to, cc in rows:
         for address in (str(a).lower() for a in [*(to or []), *(cc or [])]):

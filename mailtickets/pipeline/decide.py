@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.agentmail.handle import agent_mail
 from mailtickets.clock import Clock
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
-from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
+from mailtickets.models import AuthorRole, Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
 from mailtickets.notify.guard import is_own_mail, is_own_mailbox
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
@@ -42,6 +43,7 @@ class Decision:
     message: TicketMessage | None = None
     # Built after the one flush that writes the message with its inbound record (it gives message.id).
     make_events: Callable[[], list[TicketEvent]] = list
+    author_role: AuthorRole | None = None  # whose mail it was taken as; None: from the stored message, if any
 
     @property
     def reference(self) -> str | None:
@@ -66,6 +68,10 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return Decision(Outcome.QUARANTINED, reason="no usable From address")
     if is_own_mail(parsed.headers, settings) or is_own_sender(parsed.sender, settings):
         return Decision(Outcome.DROPPED, reason=f"our own mail coming back (from {parsed.sender})")
+    by_agent = await agent_mail(context)  # an agent's reply, note, commands or forward: agentmail/ decides
+    if by_agent is not None:
+        made = by_agent
+        return Decision(made.outcome, made.reason, made.ticket, made.message, made.make_events, made.author_role)
     automatic = automatic_reason(parsed)
     sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
