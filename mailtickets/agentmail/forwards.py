@@ -29,6 +29,7 @@ _HEADER = re.compile(r"^\s*\**(?P<name>[A-Za-zÀ-ÿ -]{2,20}?)\**\s*:\**\s*(?P<v
 _FROM_NAMES = frozenset({"from", "von", "de", "van"})
 _SUBJECT_NAMES = frozenset({"subject", "betreff", "objet", "onderwerp"})
 _MAILTO = re.compile(r"\[mailto:([^\]\s]+)\]", re.IGNORECASE)  # Outlook: Alice Able [mailto:alice@…]
+_QUOTED = re.compile(r"^>[ ]?")
 MAX_HEADER_LINES = 12
 
 
@@ -61,8 +62,10 @@ def _attached(parsed: ParsedMessage) -> Forwarded | None:
 def _inline(text: str) -> Forwarded | None:
     lines = text.splitlines()
     for index, line in enumerate(lines):
-        if _MARKER.match(line):
-            found = _header_block(lines, index + 1)
+        quoted = _QUOTED.match(line)  # Apple Mail quotes a plain-text forward: "> Begin forwarded message:"
+        if _MARKER.match(line[quoted.end() :] if quoted else line):
+            rest = [_QUOTED.sub("", later, count=1) for later in lines[index + 1 :]] if quoted else lines[index + 1 :]
+            found = _header_block(rest, 0)
             if found is not None:
                 return found
     return None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -164,7 +164,10 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
     if isinstance(event, AgentReplied):  # its attachments go to the client with it
-        return await session.get(TicketMessage, event.message_id)
+        reply = await session.get_one(TicketMessage, event.message_id)
+        if "attachments" in inspect(reply).unloaded:  # written in this session without any
+            await session.refresh(reply, ["attachments"])
+        return reply
     if isinstance(event, TicketCreated | ClientReplied | NoteAdded) and event.message_id is not None:
         # Attachments are not needed for a notification: skip their eager load.
         return await session.get(TicketMessage, event.message_id, options=[lazyload(TicketMessage.attachments)])
