@@ -48,7 +48,8 @@ async def test_reply_with_a_trusted_dmarc_pass_reaches_the_client(desk: Desk) ->
 async def test_reply_to_a_message_id_signed_for_the_agent_reaches_the_client(desk: Desk) -> None:
     assigned = await desk.assign_to_dan()
     signed = assigned["Message-ID"]
-    raw = from_dan("Toner is on its way." + QUOTED, subject="Re: Printer on fire", authentication=None, in_reply_to=signed)
+    text = "Toner is on its way." + QUOTED
+    raw = from_dan(text, subject="Re: Printer on fire", authentication=None, in_reply_to=signed)
     result = await desk.ingest(raw)
     assert (result.outcome, result.ticket) == (Outcome.REPLIED, "TCK-1"), result.reason
     (mail,) = await desk.deliver()
@@ -57,7 +58,11 @@ async def test_reply_to_a_message_id_signed_for_the_agent_reaches_the_client(des
 
 
 async def test_agent_reply_carries_attachments_and_reaches_the_clients_cc(desk: Desk) -> None:
-    cc = make_message(message_id="<a2@acme.example>", subject="Re: [TCK-1] Printer on fire", cc="Erin <erin@partner.example>, support@helpdesk.example")
+    cc = make_message(
+        message_id="<a2@acme.example>",
+        subject="Re: [TCK-1] Printer on fire",
+        cc="Erin <erin@partner.example>, support@helpdesk.example",
+    )
     assert (await desk.ingest(cc)).outcome == Outcome.REPLIED
     await desk.deliver()
     raw = from_dan("See the attached manual.", attachments=[("manual.pdf", "application/pdf", b"%PDF-1.4 manual")])
