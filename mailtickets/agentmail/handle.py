@@ -36,6 +36,7 @@ from mailtickets.tickets.threading import find_thread
 from mailtickets.trust.authres import SenderAuth
 
 MAX_DESCRIPTION_CHARS = 100_000
+_OWN_LINE = "mailtickets-agent-text"
 
 
 class MailContext(Protocol):
@@ -125,7 +126,7 @@ def is_note(commands: Commands, parsed: ParsedMessage, settings: Settings) -> bo
 async def _on_ticket(context: MailContext, agent: Agent, ticket: Ticket, commands: Commands) -> AgentDecision:
     """A reply (mailed to the client) or a private note, then the commands; all of it or, on a bad command, none."""
     session, settings = context.session, context.settings
-    text = strip_quoted(commands.text).strip()
+    text = new_text(commands.text)
     note = is_note(commands, context.parsed, settings)
     try:
         async with session.begin_nested():
@@ -144,6 +145,16 @@ async def _on_ticket(context: MailContext, agent: Agent, ticket: Ticket, command
     reason = _reason(commands, "agent note" if note else "agent reply", bool(text))
     decision = AgentDecision(Outcome.REPLIED, reason, ticket, message, lambda: first + events, AuthorRole.AGENT)
     return decision
+
+
+def new_text(text: str) -> str:
+    """What the agent wrote above the quoted history; "" when the mail is only commands and a quote.
+
+    `strip_quoted` keeps the whole text when nothing new is left (right for a client's mail, which must
+    never become empty); a line of our own in front tells "only a quote" apart.
+    """
+    stripped = strip_quoted(f"{_OWN_LINE}\n\n{text}")
+    return stripped.removeprefix(_OWN_LINE).strip() if stripped.startswith(_OWN_LINE) else stripped
 
 
 def _answered(ticket: Ticket) -> None:
