@@ -40,7 +40,8 @@ def _ok(runner: CliRunner, *args: str) -> str:
 
 
 def test_agents_add_with_aliases_and_alias_add_remove(runner: CliRunner) -> None:
-    out = _ok(runner, "agents", "add", "--name", "Dan Agent", "--email", "dan@helpdesk.example", "--alias", "D@Old.example")
+    add = ["agents", "add", "--name", "Dan Agent", "--email", "dan@helpdesk.example", "--alias", "D@Old.example"]
+    out = _ok(runner, *add)
     assert "also d@old.example" in out.lower()
     _ok(runner, "agents", "alias", "add", "dan@helpdesk.example", "dan.agent@helpdesk.example")
     (row,) = json.loads(_ok(runner, "agents", "list", "--json"))
