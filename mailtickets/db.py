@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailtickets.errors import TemporaryError
 from mailtickets.sqlite_inline import INLINE_BUSY_TIMEOUT_MS, connect_inline
+from mailtickets.storage import create_private_file, make_private_dirs
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -27,9 +28,10 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not database.startswith("file:"):
             try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                make_private_dirs(Path(database).parent)
+                create_private_file(Path(database))
             except OSError as exc:
                 raise TemporaryError(f"database folder unavailable: {exc}") from exc
         kwargs.setdefault(

@@ -11,6 +11,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from mailtickets.redact import SecretRedactingFormatter, guard_imap_logger, secret_values
 from mailtickets.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -33,7 +34,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: Settings) -> None:
     """Install one handler on the root logger (replacing any), at `settings.log_level`."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    inner = JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(SecretRedactingFormatter(inner, secret_values(settings)))
+    guard_imap_logger()
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

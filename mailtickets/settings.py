@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -36,14 +36,23 @@ class MailboxSettings(BaseModel):
     port: int = 993
     security: Literal["tls", "starttls", "plain"] = "tls"
     tls_ca_file: Path | None = None  # trust only this CA (or the server's own certificate); none: the system's CAs
+    tls_verify: bool = True  # False: the certificate is not checked (logged at start); for a lab only
+    allow_plain_login: bool = False  # a password in clear to a non-loopback host (security "plain")
     username: str = ""
     password: str = ""
+    password_file: Path | None = None  # the password read from this file (Docker secrets)
     oauth2_token_command: str | None = None
     folder: str = "INBOX"
     after_processing: Literal["move", "flag"] = "move"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
     poll_interval_seconds: float = 60.0
+
+    def login_password(self) -> str:
+        """`password`, or the content of `password_file` (read when needed: a rotated secret is picked up)."""
+        if self.password or self.password_file is None:
+            return self.password
+        return read_secret_file(self.password_file, f"mailbox {self.name!r}: password_file")
 
 
 class Settings(BaseSettings):
@@ -64,6 +73,7 @@ class Settings(BaseSettings):
     trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     unauthenticated_sender: UnauthenticatedSenderPolicy = "unknown"
     acknowledge_new_contacts: AcknowledgeNewContacts = "authenticated"
+    keep_remote_resources: bool = False  # stored HTML keeps remote images (tracking pixels); cid: images always
 
     # Agents working from their inbox
     agent_mail_requires: AgentMailRequires = "either"
@@ -79,6 +89,8 @@ class Settings(BaseSettings):
 
     # Outgoing mail
     smtp_url: str = "smtp://127.0.0.1:25"
+    smtp_tls_verify: bool = True  # False: the relay's certificate is not checked (logged at start)
+    smtp_allow_plain_login: bool = False  # a password in clear to a non-loopback relay without TLS
     support_address: str = "support@localhost"
     message_id_domain: str = ""
     secret_key: str = "change-me"
@@ -134,7 +146,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, SecretFilesSource(settings_cls)]
         toml_file = _CONFIG_FILE.get("path")
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
@@ -151,6 +163,41 @@ class Settings(BaseSettings):
     @property
     def own_message_id_domain(self) -> str:
         return self.message_id_domain or self.support_address.rpartition("@")[2] or "localhost"
+
+
+SECRET_FIELDS = ("secret_key", "database_url", "smtp_url", "imap_url")
+
+
+def read_secret_file(path: Path, field: str) -> str:
+    """A secret kept in a file (Docker/systemd secrets): its content without the final newline."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"{field}: cannot read {path}: {type(exc).__name__}") from None
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """`MAILTICKETS_<NAME>_FILE=/run/secrets/x` for each secret: below the variable itself, above the TOML."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            path = os.environ.get(f"MAILTICKETS_{name.upper()}_FILE")
+            if path:
+                found[name] = read_secret_file(Path(path), f"MAILTICKETS_{name.upper()}_FILE")
+        return found
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the field, never the value."""
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = [f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()]
+    return "invalid settings: " + "; ".join(problems)
 
 
 # pydantic-settings reads the TOML path from the class; this holds it only for the duration of load().
@@ -171,5 +218,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     _CONFIG_FILE["path"] = path
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        # pydantic would print the rejected input: a password or a URL holding one.
+        raise SettingsError(_describe(exc)) from None
     finally:
         _CONFIG_FILE["path"] = None

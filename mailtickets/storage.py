@@ -3,6 +3,7 @@
 Files are named by their SHA-256, written to a temporary name and renamed, so a crash never leaves a
 half-written file under a real name, and the same bytes are stored once however often they arrive.
 A file written for a transaction that then rolls back is harmless: nothing points at it.
+Mail is private: files are created 0600 and folders 0700, whatever the umask.
 """
 
 from __future__ import annotations
@@ -11,6 +12,31 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and any missing parents as 0700 (existing folders are left as they are)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is reduced by the umask
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty 0600 file if none exists (SQLite gives its -wal and -shm files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        return
+    os.chmod(path, PRIVATE_FILE_MODE)
 
 
 class FileStore:
@@ -31,8 +57,8 @@ class FileStore:
         target = self.path_for(digest)
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        make_private_dirs(target.parent)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")  # 0600
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -126,11 +126,25 @@ async def test_stranger_quoting_a_ticket_number_is_quarantined(world: Store) -> 
 
 
 async def test_earlier_participant_may_write_by_ticket_number(world: Store) -> None:
+    # Erin joined by answering our mail to her; after that the ticket number is enough.
+    joined = make_message(
+        sender="erin@partner.example", in_reply_to="<TCK-1.ack@helpdesk.example>", message_id="<e1@partner.example>"
+    )
+    assert (await world.pipeline().ingest(joined, "pipe")).outcome == Outcome.REPLIED
     raw = make_message(
         sender="erin@partner.example", subject="Re: [TCK-1] Printer on fire", message_id="<e2@partner.example>"
     )
     result = await world.pipeline().ingest(raw, "pipe")
     assert (result.outcome, result.ticket) == (Outcome.REPLIED, "TCK-1")
+    assert "participant" in (result.reason or "")
+
+
+async def test_a_recipient_of_our_mail_who_never_wrote_needs_its_message_id(world: Store) -> None:
+    raw = make_message(
+        sender="erin@partner.example", subject="Re: [TCK-1] Printer on fire", message_id="<e2@partner.example>"
+    )
+    result = await world.pipeline().ingest(raw, "pipe")
+    assert result.outcome == Outcome.QUARANTINED and "may not write into TCK-1" in (result.reason or "")
 
 
 async def test_reference_to_a_missing_ticket_is_just_a_new_ticket(world: Store) -> None:
@@ -282,14 +296,15 @@ async def test_reply_to_our_signed_message_id_threads_without_any_stored_record(
     from mailtickets.notify.msgid import make_message_id
 
     ours = make_message_id("TCK-1", world.settings.secret_key, world.settings.own_message_id_domain)
-    raw = make_message(
-        sender="jira@tracker.example",
-        subject="Issue updated",
-        in_reply_to=f"<{ours}>",
-        message_id="<j1@tracker.example>",
-    )
+    raw = make_message(subject="Issue updated", in_reply_to=f"<{ours}>", message_id="<j1@acme.example>")
     result = await world.pipeline().ingest(raw, "pipe")
     assert (result.outcome, result.ticket) == (Outcome.REPLIED, "TCK-1")
+    # Threading is not permission: a stranger with the same id, never mailed by us, is held.
+    stranger = make_message(
+        sender="jira@tracker.example", subject="Issue", in_reply_to=f"<{ours}>", message_id="<j2@tracker.example>"
+    )
+    held = await world.pipeline().ingest(stranger, "pipe")
+    assert held.outcome == Outcome.QUARANTINED and "TCK-1" in (held.reason or "")
 
 
 async def test_a_forged_signature_proves_nothing(world: Store) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_raw_message
 
 from mailtickets.parse.parser import parse_message
 from mailtickets.trust.address import parse_from
+from tests.builders import make_raw_message
 
 
 def _mail(from_value: str) -> bytes:

@@ -25,6 +25,8 @@ def parse_imap_url(url: str, name: str = "default") -> MailboxSettings:
         raise InvalidInput("IMAP URL has no host")
     query = parse_qs(parts.query)
     starttls = query.get("starttls", ["0"])[-1].lower() in _TRUE
+    tls_verify = query.get("tls_verify", ["1"])[-1].lower() in _TRUE
+    allow_plain_login = query.get("allow_plain_login", ["0"])[-1].lower() in _TRUE
     security = "tls" if parts.scheme == "imaps" else ("starttls" if starttls else "plain")
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     token_command = query.get("oauth2_token_command", [None])[-1]
@@ -37,6 +39,8 @@ def parse_imap_url(url: str, name: str = "default") -> MailboxSettings:
         password=unquote(parts.password or ""),
         oauth2_token_command=token_command,
         folder=folder,
+        tls_verify=tls_verify,
+        allow_plain_login=allow_plain_login,
     )
 
 
@@ -51,16 +55,16 @@ def is_loopback(host: str) -> bool:
 
 def check_mailbox(mailbox: MailboxSettings) -> MailboxSettings:
     """Refuse settings that would leak a password or cannot work; return the mailbox unchanged."""
-    if mailbox.security == "plain" and not is_loopback(mailbox.host):
+    if mailbox.security == "plain" and not is_loopback(mailbox.host) and not mailbox.allow_plain_login:
         raise InvalidInput(
             f"mailbox {mailbox.name!r}: plain IMAP (no TLS) is allowed only to a loopback host, "
-            f"not {mailbox.host!r}; use imaps:// or ?starttls=1"
+            f"not {mailbox.host!r}; use imaps:// or ?starttls=1 (or set allow_plain_login)"
         )
     if not mailbox.username:
         raise InvalidInput(f"mailbox {mailbox.name!r}: no username")
     if mailbox.tls_ca_file is not None and not mailbox.tls_ca_file.is_file():
         raise InvalidInput(f"mailbox {mailbox.name!r}: tls_ca_file {str(mailbox.tls_ca_file)!r} is not a file")
-    if not mailbox.password and not mailbox.oauth2_token_command:
+    if not mailbox.password and mailbox.password_file is None and not mailbox.oauth2_token_command:
         raise InvalidInput(f"mailbox {mailbox.name!r}: needs a password or an oauth2_token_command")
     return mailbox
 
@@ -80,4 +84,5 @@ def configured_mailboxes(settings: Settings) -> list[MailboxSettings]:
 def redacted(mailbox: MailboxSettings) -> str:
     """How a mailbox appears in logs: never the password."""
     m = mailbox
-    return f"{m.name} ({m.username}@{m.host}:{m.port}/{m.folder}, {m.security})"
+    unverified = ", certificate NOT verified" if m.security != "plain" and not m.tls_verify else ""
+    return f"{m.name} ({m.username}@{m.host}:{m.port}/{m.folder}, {m.security}{unverified})"

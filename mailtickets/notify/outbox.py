@@ -25,6 +25,7 @@ from mailtickets.notify.message import MailAttachment, OutgoingMail, build_messa
 from mailtickets.notify.msgid import make_agent_message_id, make_message_id
 from mailtickets.notify.notices import Suppressed, enqueue_refusal, redact, sender_name
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
+from mailtickets.notify.quoting import quoted_subject
 from mailtickets.notify.templates import MailContext, TicketView, cached_environment, render
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
@@ -181,8 +182,10 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
     agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
     if message is not None and isinstance(event, AgentReplied | NoteAdded):
         agent_name = message.author_name or agent_name
+    # Automatic mail to the client repeats the sender's subject only short and defanged (no relaying).
+    subject = quoted_subject(ticket.subject) if planned.automatic and not planned.internal else ticket.subject
     return MailContext(
-        ticket=TicketView(ticket.reference, ticket.subject, str(ticket.status), str(ticket.priority)),
+        ticket=TicketView(ticket.reference, subject, str(ticket.status), str(ticket.priority)),
         support_address=settings.support_address,
         recipient_name=planned.to.name,
         contact_name=contact.name if contact is not None else "",
@@ -190,6 +193,8 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
         client_name=ticket.client.name if ticket.client is not None else "",
         agent_name=agent_name,
         message_text=text,
+        author_name=(message.author_name or "") if message is not None else "",
+        author_email=(message.author_email or "") if message is not None else "",
         reopened=isinstance(event, ClientReplied) and event.reopened,
         automatic=isinstance(event, TicketClosed) and event.automatic,
         close_in_hours=round(max(settings.autoclose_close_hours - settings.autoclose_chaser_hours, 0)),

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets.clock import Clock
 from mailtickets.db import is_sqlite, transaction
 from mailtickets.models import OutboxMail, OutboxState
-from mailtickets.notify.smtp import Failure, SmtpTarget, classify, parse_smtp_url
+from mailtickets.notify.smtp import Failure, SmtpTarget, classify, smtp_target
 from mailtickets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ async def _mark_failed(
 async def _send_batch(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, batch: list[Claimed]
 ) -> int:
-    target: SmtpTarget = parse_smtp_url(settings.smtp_url)
+    target: SmtpTarget = smtp_target(settings)
     unsent = list(batch)  # a mail leaves this list once its outcome is being recorded
     # Each "sent" commit runs while the next mail is on the wire; at most one is in flight, so the
     # window between a 250 and its commit stays about one mail long.

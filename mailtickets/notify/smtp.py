@@ -12,6 +12,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from mailtickets.errors import InvalidInput
+from mailtickets.ingest.mailbox_config import is_loopback
+from mailtickets.settings import Settings
+
 DEFAULT_TIMEOUT = 30.0
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -25,9 +29,14 @@ class SmtpTarget:
     username: str | None = None
     password: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    verify_certificate: bool = True
 
     def __repr__(self) -> str:  # never print the password
         return f"SmtpTarget({self.host}:{self.port}, tls={self.use_tls}, starttls={self.start_tls})"
+
+    @property
+    def plain_login(self) -> bool:
+        return self.username is not None and not (self.use_tls or self.start_tls)
 
     def client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -38,10 +47,22 @@ class SmtpTarget:
             username=self.username,
             password=self.password,
             timeout=self.timeout,
+            validate_certs=self.verify_certificate,
         )
 
 
-def parse_smtp_url(url: str) -> SmtpTarget:
+def smtp_target(settings: Settings) -> SmtpTarget:
+    """The relay of `smtp_url`; a login in clear to a relay off this machine is refused unless allowed."""
+    target = parse_smtp_url(settings.smtp_url, verify_certificate=settings.smtp_tls_verify)
+    if target.plain_login and not is_loopback(target.host) and not settings.smtp_allow_plain_login:
+        raise InvalidInput(
+            f"smtp_url logs in to {target.host!r} without TLS: use smtps:// or ?starttls=1 "
+            "(or set smtp_allow_plain_login)"
+        )
+    return target
+
+
+def parse_smtp_url(url: str, *, verify_certificate: bool = True) -> SmtpTarget:
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError("smtp_url must look like smtp://[user:pass@]host[:port][?starttls=1] or smtps://...")
@@ -57,6 +78,7 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         timeout=float(query.get("timeout", DEFAULT_TIMEOUT)),
+        verify_certificate=verify_certificate,
     )
 
 

@@ -58,6 +58,8 @@ class MailContext:
     client_name: str = ""
     agent_name: str = ""
     message_text: str = ""  # the message the mail is about: the client's request or the agent's reply
+    author_name: str = ""  # who wrote that message (not always the ticket's contact)
+    author_email: str = ""
     reopened: bool = False
     automatic: bool = False
     close_in_hours: int = 0
@@ -121,6 +123,8 @@ def sample_context() -> MailContext:
         client_name="Client & Co",
         agent_name="Ana Agent",
         message_text="Hello,\nthe printer is on fire.\n\n> quoted <b>text</b>",
+        author_name="Zoë Müller",
+        author_email="zoe@client.example",
         reopened=True,
         automatic=True,
         close_in_hours=24,

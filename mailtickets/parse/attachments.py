@@ -17,7 +17,9 @@ from mailtickets.parse.message import ParsedAttachment
 log = logging.getLogger(__name__)
 
 MAX_FILENAME_CHARS = 180
-_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+# Control and reserved characters, and the bidirectional controls that make "invoice\u202efdp.exe" show
+# as "invoiceexe.pdf" (U+061C, U+200E-F, U+202A-E, U+2066-9); C1 controls too.
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
 TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
 
 

@@ -56,8 +56,11 @@ def _note(declared: str | None, used: str) -> str:
 
 
 def sanitise_html(html: str) -> str:
-    """HTML that is safe to show: scripts, event handlers, styles and remote tricks removed by nh3."""
-    return nh3.clean(html)
+    """HTML that is safe to show: scripts, event handlers, styles and remote tricks removed by nh3.
+
+    `cid:` URLs (inline images, parts of the message) are kept; remote ones are dropped when stored.
+    """
+    return nh3.clean(html, url_schemes=set(nh3.ALLOWED_URL_SCHEMES) | {"cid"})
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.references import clean_subject
+from mailtickets.parse.remote import without_remote_resources
 from mailtickets.parse.text import strip_quoted
 from mailtickets.rules.apply import TicketOverrides, resolve
 from mailtickets.rules.compile import CompiledRule
@@ -28,7 +29,8 @@ from mailtickets.storage import FileStore
 from mailtickets.tickets.events import ClientReplied, TicketAssigned, TicketCreated, TicketEvent
 from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
-from mailtickets.tickets.threading import ThreadMatch, find_thread, may_write
+from mailtickets.tickets.threading import ThreadMatch, find_thread, header_ids
+from mailtickets.tickets.writers import write_permission
 from mailtickets.trust.authres import NO_VERDICT, SenderAuth
 from mailtickets.trust.verdict import trusts_sender
 
@@ -82,12 +84,13 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     overrides = await resolve(context.session, ruling) if ruling is not None else TicketOverrides()
     if overrides.client is not None and not sender.known:
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=overrides.client)
-    thread = await find_thread(context.session, parsed, settings)
+    thread = await find_thread(context.session, parsed, settings, sender)
     if thread is not None:
         return await _threaded(context, thread, sender, overrides)
     if not sender.known:
         outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
-        return Decision(outcome, reason=f"{_unknown(context)} {parsed.sender} and no ticket reference")
+        reason = f"{_unknown(context)} {parsed.sender} and no ticket reference{_ambiguity(parsed)}"
+        return Decision(outcome, reason=reason)
     return await _new_ticket(context, sender, overrides)
 
 
@@ -98,10 +101,16 @@ def trusted_match(context: Context, sender: SenderMatch) -> SenderMatch:
     return SenderMatch(sender.address, "unknown")
 
 
+def _ambiguity(parsed: ParsedMessage) -> str:
+    return f" (From: {parsed.sender_ambiguity})" if parsed.sender_ambiguity else ""
+
+
 def _unknown(context: Context) -> str:
-    if context.sender_auth.authenticated is False:
-        return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
-    return "unknown sender"
+    if trusts_sender(context.sender_auth, context.settings):
+        return "unknown sender"
+    if context.sender_auth.authserv_id is None:
+        return "unauthenticated sender (no verdict from a trusted authserv-id)"
+    return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
 
 
 async def decide_release(context: Context, client: Client | None) -> Decision:
@@ -113,9 +122,9 @@ async def decide_release(context: Context, client: Client | None) -> Decision:
     if client is not None or not sender.known:
         chosen = client or sender.client
         sender = SenderMatch(sender.address, "domain", contact=sender.contact, client=chosen)
-    thread = await find_thread(context.session, parsed, context.settings)
+    thread = await find_thread(context.session, parsed, context.settings, sender)
     if thread is not None:
-        return await _reply(context, thread, sender, TicketOverrides())
+        return await _reply(context, thread, sender, TicketOverrides(), "released from quarantine")
     return await _new_ticket(context, sender, TicketOverrides(), note="released from quarantine")
 
 
@@ -144,12 +153,17 @@ def _ruled_out(ruling: RuleDecision) -> Decision:
 
 
 async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
-    if await may_write(context.session, thread, sender):
-        return await _reply(context, thread, sender, overrides)
+    answered = header_ids(context.parsed)
+    trusted = trusts_sender(context.sender_auth, context.settings)
+    ticket = thread.ticket
+    why = await write_permission(context.session, ticket, sender, answered, context.settings, trusted)
+    if why is not None:
+        return await _reply(context, thread, sender, overrides, why)
     if not sender.known:
         return Decision(
             Outcome.QUARANTINED,
-            reason=f"sender {sender.address} may not write into {thread.ticket.reference}",
+            reason=f"{_unknown(context)} {sender.address} may not write into {ticket.reference}"
+            + _ambiguity(context.parsed),
         )
     # A known sender quoting somebody else's ticket number gets a ticket of their own.
     return await _new_ticket(context, sender, overrides, note=f"quoted {thread.ticket.reference}, not theirs")
@@ -159,7 +173,9 @@ def is_own_sender(address: str, settings: Settings) -> bool:
     return is_own_mailbox(address, settings)
 
 
-async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides) -> Decision:
+async def _reply(
+    context: Context, thread: ThreadMatch, sender: SenderMatch, overrides: TicketOverrides, why: str
+) -> Decision:
     ticket = thread.ticket
     if ticket.status == TicketStatus.CLOSED:
         if not _may_reopen(context, ticket):
@@ -179,7 +195,7 @@ async def _reply(context: Context, thread: ThreadMatch, sender: SenderMatch, ove
     def events() -> list[TicketEvent]:
         return [ClientReplied(ticket.id, message.id, reopened=reopened)]
 
-    reason = f"threaded by {thread.threaded_by}"
+    reason = f"threaded by {thread.threaded_by}; sender {why}"
     return Decision(outcome, reason=reason, ticket=ticket, message=message, make_events=events)
 
 
@@ -203,6 +219,7 @@ async def _new_ticket(
     note: str | None = None,
 ) -> Decision:
     parsed = context.parsed
+    creates_contact = overrides.contact is None and sender.contact is None
     contact = overrides.contact or await _contact_for(context, sender)
     client = overrides.client or (contact.client if contact.client_id is not None else sender.client)
     new = NewTicket(
@@ -226,13 +243,19 @@ async def _new_ticket(
     agent = overrides.agent
 
     def events() -> list[TicketEvent]:
-        acknowledge = not new.suppress_acknowledgement
+        acknowledge = not new.suppress_acknowledgement and (not creates_contact or _acknowledges_new(context))
         created: list[TicketEvent] = [TicketCreated(ticket.id, message.id, acknowledge=acknowledge)]
         if agent is not None:
             created.append(TicketAssigned(ticket.id, agent.id, previous_agent_id=None))
         return created
 
     return Decision(Outcome.CREATED, reason=reason, ticket=ticket, message=message, make_events=events)
+
+
+def _acknowledges_new(context: Context) -> bool:
+    """No relaying: a contact this mail created from an unknown address is acknowledged only if authenticated."""
+    policy = context.settings.acknowledge_new_contacts
+    return policy == "always" or (policy == "authenticated" and context.sender_auth.authenticated is True)
 
 
 async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
@@ -256,6 +279,8 @@ def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_
     """Added, not flushed: the caller's flush writes it together with its inbound record."""
     contact_id = contact.id if contact is not None else None
     message = inbound_message(context.parsed, ticket, new_text, contact_id, context.clock.now())
+    if message.body_html and not context.settings.keep_remote_resources:
+        message.body_html = without_remote_resources(message.body_html)
     store_attachments(message, context.parsed, context.files)
     context.session.add(message)
     return message

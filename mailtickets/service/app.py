@@ -34,6 +34,7 @@ from mailtickets.metrics import Metrics, watch_mailbox
 from mailtickets.notify.sender import run_outbox_sender
 from mailtickets.notify.templates import check_templates
 from mailtickets.pipeline.ingest import Pipeline
+from mailtickets.service.posture import security_warnings
 from mailtickets.settings import MailboxSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ def check_templates_at_start(settings: Settings) -> None:
 async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (or `stop` is set)."""
     check_templates_at_start(settings)
+    for warning in security_warnings(settings):
+        log.warning("%s", warning)
     stop = stop or asyncio.Event()
     engine = create_engine(settings.database_url)
     try:

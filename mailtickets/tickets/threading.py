@@ -1,9 +1,11 @@
 """Which ticket a message belongs to, and whether its sender may write into it.
 
-Threading, strongest first: In-Reply-To/References naming a Message-ID stored on a ticket (inbound or
-sent by us), or one of our signed Message-IDs; then a `[TCK-12]` tag in the subject; then
-plus-addressing. Header matches prove the sender saw the thread; the others must be checked against
-who the sender is (a ticket number alone is easy to guess).
+Threading, strongest first: In-Reply-To/References naming one of our signed Message-IDs, then another
+Message-ID we sent, then one stored on a ticket; then a `[TCK-12]` tag in the subject; then
+plus-addressing. A Message-ID stored on more than one ticket, or on a ticket of another client than
+the sender's, is not used: anyone can reuse a Message-ID they have seen.
+
+Threading only finds the ticket; it grants no right to write. Who may write is `may_write`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.match.sender import SenderMatch
-from mailtickets.models import OutboxMail, Ticket, TicketMessage
+from mailtickets.models import Direction, OutboxMail, Ticket, TicketMessage
 from mailtickets.notify.msgid import ticket_ref_from_message_id
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.references import plus_address_numbers, subject_ticket_numbers
@@ -31,13 +33,11 @@ class ThreadMatch:
     ticket: Ticket
     threaded_by: ThreadedBy
 
-    @property
-    def proven(self) -> bool:
-        return self.threaded_by == "headers"
 
-
-async def find_thread(session: AsyncSession, parsed: ParsedMessage, settings: Settings) -> ThreadMatch | None:
-    ticket_id = await _ticket_by_headers(session, parsed, settings)
+async def find_thread(
+    session: AsyncSession, parsed: ParsedMessage, settings: Settings, sender: SenderMatch | None = None
+) -> ThreadMatch | None:
+    ticket_id = await _ticket_by_headers(session, header_ids(parsed), settings, sender)
     if ticket_id is not None:
         return ThreadMatch(await _follow_merges(session, await session.get_one(Ticket, ticket_id)), "headers")
     prefix = settings.ticket_prefix
@@ -52,37 +52,88 @@ async def find_thread(session: AsyncSession, parsed: ParsedMessage, settings: Se
     return None
 
 
-async def _ticket_by_headers(session: AsyncSession, parsed: ParsedMessage, settings: Settings) -> int | None:
-    ids = list(dict.fromkeys(parsed.in_reply_to + parsed.references[-MAX_REFERENCE_IDS:]))
+def header_ids(parsed: ParsedMessage) -> list[str]:
+    """The Message-IDs a message answers, strongest first: In-Reply-To, then References newest first."""
+    return list(dict.fromkeys(parsed.in_reply_to + tuple(reversed(parsed.references[-MAX_REFERENCE_IDS:]))))
+
+
+async def _ticket_by_headers(
+    session: AsyncSession, ids: list[str], settings: Settings, sender: SenderMatch | None
+) -> int | None:
     if not ids:
         return None
-    stored = await session.scalar(
-        select(TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids)).order_by(TicketMessage.id.desc())
-    )
-    if stored is not None:
-        return stored
-    sent = await session.scalar(
-        select(OutboxMail.ticket_id).where(OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None))
-    )
-    if sent is not None:
-        return sent
-    return await _ticket_by_signed_id(session, ids, settings)
-
-
-async def _ticket_by_signed_id(session: AsyncSession, ids: list[str], settings: Settings) -> int | None:
-    """Our Message-IDs carry the ticket reference with an HMAC: they thread even if our records were lost."""
-    domain = settings.own_message_id_domain
-    for message_id in ids:
-        reference = ticket_ref_from_message_id(message_id, settings.secret_key, domain)
-        if reference and reference.startswith(settings.ticket_prefix):
-            number = reference[len(settings.ticket_prefix) :]
-            if number.isdigit():
-                found = await session.scalar(
-                    select(Ticket.id).where(Ticket.prefix == settings.ticket_prefix, Ticket.number == int(number))
-                )
-                if found is not None:
-                    return found
+    client_id = sender.client_id if sender is not None and sender.known else None
+    for lookup in (_tickets_by_signed_id, _tickets_we_sent, _tickets_stored):
+        for candidates in await lookup(session, ids, settings):
+            usable = await _usable(session, candidates, client_id)
+            if usable is not None:
+                return usable
     return None
+
+
+async def _usable(session: AsyncSession, ticket_ids: set[int], client_id: int | None) -> int | None:
+    """One ticket for one Message-ID, and not another client's; else the id is not evidence of anything."""
+    if len(ticket_ids) != 1:
+        return None
+    (ticket_id,) = ticket_ids
+    if client_id is not None:
+        ticket_client = await session.scalar(select(Ticket.client_id).where(Ticket.id == ticket_id))
+        if ticket_client is not None and ticket_client != client_id:
+            return None
+    return ticket_id
+
+
+async def _tickets_by_signed_id(session: AsyncSession, ids: list[str], settings: Settings) -> list[set[int]]:
+    """Our Message-IDs carry the ticket reference with an HMAC: they thread even if our records were lost."""
+    found: list[set[int]] = []
+    for message_id in ids:
+        number = _signed_ticket_number(message_id, settings)
+        if number is not None:
+            ticket_id = await session.scalar(
+                select(Ticket.id).where(Ticket.prefix == settings.ticket_prefix, Ticket.number == number)
+            )
+            if ticket_id is not None:
+                found.append({ticket_id})
+    return found
+
+
+def _signed_ticket_number(message_id: str, settings: Settings) -> int | None:
+    reference = ticket_ref_from_message_id(message_id, settings.secret_key, settings.own_message_id_domain)
+    if reference and reference.startswith(settings.ticket_prefix):
+        number = reference[len(settings.ticket_prefix) :]
+        if number.isdigit():
+            return int(number)
+    return None
+
+
+async def _tickets_we_sent(session: AsyncSession, ids: list[str], settings: Settings) -> list[set[int]]:
+    rows = await session.execute(
+        select(OutboxMail.message_id, OutboxMail.ticket_id).where(
+            OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
+        )
+    )
+    outbound = await session.execute(
+        select(TicketMessage.message_id, TicketMessage.ticket_id).where(
+            TicketMessage.message_id.in_(ids), TicketMessage.direction == Direction.OUTBOUND
+        )
+    )
+    return _by_id(ids, [*rows, *outbound])
+
+
+async def _tickets_stored(session: AsyncSession, ids: list[str], settings: Settings) -> list[set[int]]:
+    rows = await session.execute(
+        select(TicketMessage.message_id, TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids))
+    )
+    return _by_id(ids, list(rows))
+
+
+def _by_id(ids: list[str], rows: list[tuple[str | None, int | None]]) -> list[set[int]]:
+    """The tickets each Message-ID is stored on, in the order of `ids`."""
+    tickets: dict[str, set[int]] = {}
+    for message_id, ticket_id in rows:
+        if message_id is not None and ticket_id is not None:
+            tickets.setdefault(message_id, set()).add(ticket_id)
+    return [tickets[i] for i in ids if i in tickets]
 
 
 async def _follow_merges(session: AsyncSession, ticket: Ticket) -> Ticket:
@@ -92,29 +143,3 @@ async def _follow_merges(session: AsyncSession, ticket: Ticket) -> Ticket:
             break
         ticket = await session.get_one(Ticket, ticket.merged_into_id)
     return ticket
-
-
-async def may_write(session: AsyncSession, match: ThreadMatch, sender: SenderMatch) -> bool:
-    """Its contact, its client's people and domains, earlier participants, or proof by headers."""
-    ticket = match.ticket
-    if match.proven:
-        return True
-    if sender.contact is not None and sender.contact.id == ticket.contact_id:
-        return True
-    if ticket.client_id is not None and sender.client_id == ticket.client_id:
-        return True
-    return sender.address in await participants(session, ticket.id)
-
-
-async def participants(session: AsyncSession, ticket_id: int) -> set[str]:
-    rows = await session.execute(
-        select(TicketMessage.author_email, TicketMessage.to_addresses, TicketMessage.cc_addresses).where(
-            TicketMessage.ticket_id == ticket_id
-        )
-    )
-    found: set[str] = set()
-    for author, to, cc in rows:
-        if author:
-            found.add(author.lower())
-        found.update(str(a).lower() for a in [*(to or []), *(cc or [])])
-    return found

@@ -15,5 +15,12 @@ def verdict_for(parsed: ParsedMessage, settings: Settings) -> SenderAuth:
 
 
 def trusts_sender(verdict: SenderAuth, settings: Settings) -> bool:
-    """May the sender be matched to a contact or a client domain? Not when unauthenticated under `unknown`."""
-    return verdict.authenticated is not False or settings.unauthenticated_sender == "accept"
+    """May the From address be matched to a contact or a client domain?
+
+    Always when no trusted authserv-id is configured (nothing to go by: today's behaviour) or under
+    `unauthenticated_sender = "accept"`; otherwise only when the trusted verdict authenticates it. No
+    verdict at all (no trusted block, or only blocks a sender could have written) is not authentication.
+    """
+    if not settings.trusted_authserv_ids or settings.unauthenticated_sender == "accept":
+        return True
+    return verdict.authenticated is True
