@@ -21,6 +21,8 @@ from tests.world import build_world
 TRUSTED_MTA = "mx.helpdesk.example"
 DAN = "Dan Agent <dan@helpdesk.example>"
 DMARC_PASS = f"{TRUSTED_MTA}; dkim=pass header.d=helpdesk.example; dmarc=pass header.from=helpdesk.example"
+# A client's mail as the trusted MTA sees it: with trusted authserv-ids configured, mail without is nobody's.
+ALICE_PASSES = {"Authentication-Results": f"{TRUSTED_MTA}; dmarc=pass header.from=acme.example"}
 QUOTED = "\n\nOn Mon, 5 Jan 2026 at 09:00, Alice Able <alice@acme.example> wrote:\n> the printer is on fire\n> help"
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mailtickets.cli import main
 from mailtickets.db import upgrade
-from tests.agentmail_support import from_dan
+from tests.agentmail_support import ALICE_PASSES, from_dan
 from tests.api_support import api_client, make_key
 from tests.builders import make_message
 from tests.conftest import Store
@@ -63,7 +63,7 @@ def test_ingest_json_and_tickets_show_json_name_the_author_role(runner: CliRunne
     _ok(runner, "clients", "add", "Acme", "--domain", "acme.example")
     _ok(runner, "agents", "add", "--name", "Dan Agent", "--email", "dan@helpdesk.example")
     client_mail, agent_mail, stranger = tmp_path / "c.eml", tmp_path / "a.eml", tmp_path / "s.eml"
-    client_mail.write_bytes(make_message())
+    client_mail.write_bytes(make_message(headers=ALICE_PASSES))
     agent_mail.write_bytes(from_dan("On it.", subject="Re: [TCK-1] Printer on fire"))
     stranger.write_bytes(make_message(sender="x@stranger.example", message_id="<s@stranger.example>"))
     lines = _ok(runner, "ingest", "--json", str(client_mail), str(agent_mail), str(stranger)).splitlines()

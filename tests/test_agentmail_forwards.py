@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mailtickets.agentmail.forwards import forwarded_original
 from mailtickets.models import Agent, AuthorRole, Contact, Outcome, Ticket, TicketMessage
 from mailtickets.parse.parser import parse_message
-from tests.agentmail_support import Desk, from_dan, make_desk
+from tests.agentmail_support import ALICE_PASSES, Desk, from_dan, make_desk
 from tests.conftest import Store
 from tests.notify_support import SmtpSink
 
@@ -88,7 +88,7 @@ async def test_a_new_mail_to_a_client_opens_a_ticket_for_the_first_address_not_o
     answer = from_dan(
         "Friday works.",
         sender="Bob Brown <bob@acme.example>",
-        authentication=None,
+        authentication=ALICE_PASSES["Authentication-Results"],  # acme.example's DMARC pass
         subject="Re: Monitor replacement",
         in_reply_to="<dan-1@helpdesk.example>",  # reply-all to Dan's mail
         message_id="<b@acme.example>",

@@ -13,7 +13,7 @@ from mailtickets.db import transaction
 from mailtickets.directory import add_alias, create_agent, find_agent_by_email
 from mailtickets.models import Agent, AuthorRole, Outcome
 from mailtickets.notify.msgid import make_agent_message_id
-from tests.agentmail_support import DAN, QUOTED, Desk, from_dan, make_desk, text_of
+from tests.agentmail_support import ALICE_PASSES, DAN, QUOTED, Desk, from_dan, make_desk, text_of
 from tests.builders import make_message
 from tests.conftest import Store
 from tests.notify_support import SmtpSink
@@ -62,6 +62,7 @@ async def test_agent_reply_carries_attachments_and_reaches_the_clients_cc(desk: 
         message_id="<a2@acme.example>",
         subject="Re: [TCK-1] Printer on fire",
         cc="Erin <erin@partner.example>, support@helpdesk.example",
+        headers=ALICE_PASSES,
     )
     assert (await desk.ingest(cc)).outcome == Outcome.REPLIED
     await desk.deliver()
@@ -181,7 +182,12 @@ async def test_autoresponders_on_both_sides_stay_within_the_rate_limits(desk: De
             from_dan("I am away.", authentication=None, in_reply_to=mail["Message-ID"], message_id=f"<d{round_}.{n}@x>")
             for n, mail in enumerate(inbox["dan@helpdesk.example"])
         ] + [
-            make_message(subject=mail["Subject"], body="Alice is away.", message_id=f"<a{round_}.{n}@acme.example>")
+            make_message(
+                subject=mail["Subject"],
+                body="Alice is away.",
+                message_id=f"<a{round_}.{n}@acme.example>",
+                headers=ALICE_PASSES,
+            )
             for n, mail in enumerate(inbox["alice@acme.example"])
         ]
         if not answers:
