@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mailtickets.db import transaction
 from mailtickets.directory import add_alias, create_agent, find_agent_by_email
-from mailtickets.models import Agent, AuthorRole, Outcome
+from mailtickets.models import Agent, AuthorRole, InboundMail, Outcome
 from mailtickets.notify.msgid import make_agent_message_id
 from tests.agentmail_support import ALICE_PASSES, DAN, QUOTED, Desk, from_dan, make_desk, text_of
 from tests.builders import make_message
@@ -203,3 +203,15 @@ async def test_autoresponders_on_both_sides_stay_within_the_rate_limits(desk: De
     # Each round trip needs one automatic mail to Dan ("Alice replied"), and those are rate-limited.
     assert received["dan@helpdesk.example"] <= limit + 1
     assert received["alice@acme.example"] <= limit + 1
+
+
+async def test_releasing_held_agent_mail_posts_it_as_the_agents_reply(desk: Desk) -> None:
+    held = await desk.ingest(from_dan("Sorry for the wait, fixed now." + QUOTED, authentication=None))
+    assert held.outcome == Outcome.QUARANTINED
+    await desk.deliver()  # the notice to Dan
+    async with desk.store.sessions() as session:
+        record = (await session.scalars(select(InboundMail).where(InboundMail.outcome == Outcome.QUARANTINED))).one()
+    released = await desk.store.pipeline().release(record.id)  # the admin vouches for it
+    assert (released.outcome, released.ticket, released.author_role) == (Outcome.REPLIED, "TCK-1", AuthorRole.AGENT)
+    (mail,) = await desk.deliver()
+    _assert_reply_to_alice(mail, "Sorry for the wait, fixed now.")

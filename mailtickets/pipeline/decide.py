@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailtickets.agentmail.handle import agent_mail
+from mailtickets.agentmail.handle import AgentDecision, agent_mail
 from mailtickets.clock import Clock
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
@@ -72,8 +72,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return Decision(Outcome.DROPPED, reason=f"our own mail coming back (from {parsed.sender})")
     by_agent = await agent_mail(context)  # an agent's reply, note, commands or forward: agentmail/ decides
     if by_agent is not None:
-        made = by_agent
-        return Decision(made.outcome, made.reason, made.ticket, made.message, made.make_events, made.author_role)
+        return _agents(by_agent)
     automatic = automatic_reason(parsed)
     sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
@@ -113,11 +112,18 @@ def _unknown(context: Context) -> str:
     return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
 
 
+def _agents(made: AgentDecision) -> Decision:
+    return Decision(made.outcome, made.reason, made.ticket, made.message, made.make_events, made.author_role)
+
+
 async def decide_release(context: Context, client: Client | None) -> Decision:
     """An admin vouches for a held message: no sender, rule or automatic-mail checks, optionally a client."""
     parsed = context.parsed
     if parsed.sender is None:
         raise InvalidInput("the message has no From address to open a ticket for", {"sender": "missing"})
+    by_agent = await agent_mail(context, vouched=True)  # held agent mail: the admin vouches for the agent
+    if by_agent is not None:
+        return _agents(by_agent)
     sender = await match_sender(context.session, parsed.sender)
     if client is not None or not sender.known:
         chosen = client or sender.client
