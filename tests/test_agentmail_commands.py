@@ -154,3 +154,12 @@ async def test_an_ambiguous_name_is_refused(desk: Desk) -> None:
     async with desk.store.sessions() as session:
         assert (await session.scalars(select(Ticket).where(Ticket.assigned_agent_id.is_not(None)))).all() == []
         assert len((await session.scalars(select(Agent))).all()) == 3
+
+
+async def test_a_reply_takes_a_ticket_on_hold_back_to_open_unless_it_says_hold(desk: Desk) -> None:
+    assert (await desk.ingest(from_dan("#hold", message_id="<h1@helpdesk.example>"))).outcome == Outcome.REPLIED
+    assert (await desk.ticket()).status == TicketStatus.HOLD
+    await desk.ingest(from_dan("The part arrived.", message_id="<h2@helpdesk.example>"))
+    assert (await desk.ticket()).status == TicketStatus.OPEN
+    await desk.ingest(from_dan("#hold\nWaiting for the vendor.", message_id="<h3@helpdesk.example>"))
+    assert (await desk.ticket()).status == TicketStatus.HOLD

@@ -22,7 +22,7 @@ from mailtickets.agentmail.identity import AgentProof, impersonated, signed_for_
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
 from mailtickets.match.sender import match_sender
-from mailtickets.models import Agent, AuthorRole, Contact, Outcome, Ticket, TicketMessage, TicketStatus
+from mailtickets.models import Agent, AuthorRole, Contact, Outcome, Ticket, TicketMessage
 from mailtickets.notify.guard import is_own_mailbox
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
@@ -31,6 +31,7 @@ from mailtickets.parse.text import strip_quoted
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
 from mailtickets.tickets.events import AgentMailRefused, AgentReplied, NoteAdded, TicketCreated, TicketEvent
+from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
 from mailtickets.tickets.threading import find_thread
 from mailtickets.trust.authres import SenderAuth
@@ -135,8 +136,8 @@ async def _on_ticket(context: MailContext, agent: Agent, ticket: Ticket, command
         async with session.begin_nested():
             message = _message(context, ticket, agent, text or _summary(commands), public=bool(text) and not note)
             await session.flush()
-            if message.public:
-                _answered(ticket)
+            if message.public:  # a reply ends a wait as a client's does: on hold or in auto-close, open again
+                client_answered(ticket)
             events = await apply_commands(session, settings, context.clock.now(), ticket, agent, commands.actions)
     except CommandError as exc:
         return _refused(context, agent, f"agent command refused: {exc}")
@@ -158,14 +159,6 @@ def new_text(text: str) -> str:
     """
     stripped = strip_quoted(f"{_OWN_LINE}\n\n{text}")
     return stripped.removeprefix(_OWN_LINE).strip() if stripped.startswith(_OWN_LINE) else stripped
-
-
-def _answered(ticket: Ticket) -> None:
-    """An agent's public reply ends a wait: on hold or in auto-close, the ticket is open again."""
-    if ticket.status in (TicketStatus.HOLD, TicketStatus.AUTO_CLOSE):
-        ticket.status = TicketStatus.OPEN
-    ticket.autoclose_since = None
-    ticket.chaser_sent_at = None
 
 
 def _summary(commands: Commands) -> str:
