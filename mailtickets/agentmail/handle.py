@@ -108,11 +108,14 @@ def _proof(context: MailContext, agent: Agent, ticket: Ticket | None) -> AgentPr
 
 async def _posing(context: MailContext, agents: dict[str, int]) -> AgentDecision | None:
     parsed = context.parsed
-    pretended = impersonated(parsed.sender or "", parsed.header("from") or "", agents)
-    if pretended is None:
+    posing = impersonated(parsed.sender or "", parsed.header("from") or "", agents)
+    if posing is None:
         return None
-    agent = await context.session.get_one(Agent, agents[pretended])
-    return _refused(context, agent, f"mail from {parsed.sender} posing as agent {pretended}")
+    if posing.how == "lookalike domain" and (await match_sender(context.session, parsed.sender or "")).known:
+        return None  # info@acme.example is a client of the agent info@acme-it.example, not a lookalike
+    agent = await context.session.get_one(Agent, agents[posing.agent_address])
+    reason = f"mail from {parsed.sender} posing as agent {posing.agent_address} ({posing.how})"
+    return _refused(context, agent, reason)
 
 
 def _refused(context: MailContext, agent: Agent, reason: str) -> AgentDecision:

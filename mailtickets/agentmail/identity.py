@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Literal
 
 from mailtickets.notify.msgid import agent_signed_for
 from mailtickets.settings import AgentMailRequires
@@ -49,18 +50,21 @@ def signed_for_agent(
     return False
 
 
-def impersonated(address: str, display_name: str, agent_addresses: Iterable[str]) -> str | None:
-    """The agent address this sender pretends to be, though it is not theirs: in the display name, or
-    the same mailbox at a lookalike domain.  None when nothing points at an agent."""
-    address, name = address.lower(), display_name.lower()
+@dataclass(frozen=True, slots=True)
+class Posing:
+    agent_address: str
+    how: Literal["display name", "lookalike domain"]
+
+
+def impersonated(address: str, from_header: str, agent_addresses: Iterable[str]) -> Posing | None:
+    """The agent address a sender that is no agent pretends to be: written in the From header beside the
+    real address (the display name), or the same mailbox at a lookalike domain.  None: nothing points at one."""
+    address, written = address.lower(), from_header.lower()
     local, _, domain = address.partition("@")
-    for agent_address in agent_addresses:
-        agent_address = agent_address.lower()
-        if agent_address == address:
-            return None
+    for agent_address in (a.lower() for a in agent_addresses):
         agent_local, _, agent_domain = agent_address.partition("@")
-        if agent_address in name:
-            return agent_address
+        if agent_address in written:
+            return Posing(agent_address, "display name")
         if local == agent_local and SequenceMatcher(None, domain, agent_domain).ratio() >= LOOKALIKE_RATIO:
-            return agent_address
+            return Posing(agent_address, "lookalike domain")
     return None
