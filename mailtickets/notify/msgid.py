@@ -21,6 +21,7 @@ import secrets
 _ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _AGENT_NONCE = re.compile(r"^a(\d{1,18})-[a-z2-7]+$")
 AGENT_MARK = "a"  # base32 has no "-": a nonce "a7-…" can only be one we wrote for agent 7
+MIN_AGENT_RANDOM_CHARS = 10  # 50 bits: with the ticket and the agent in the id, plenty to never repeat
 RANDOM_BYTES = 10  # 80 bits: ids never repeat, even across instances
 SIGNATURE_BYTES = 15  # 120 bits of the HMAC, 24 base32 characters
 
@@ -52,7 +53,9 @@ def make_agent_message_id(ticket_ref: str, agent_id: int, secret: str, domain: s
     message_id = make_message_id(ticket_ref, secret, domain)
     local, _, _ = message_id.rpartition("@")
     _, nonce, _ = local.rsplit(".", 2)
-    agent_nonce = f"{AGENT_MARK}{agent_id}-{nonce}"
+    marker = f"{AGENT_MARK}{agent_id}-"
+    # As long as an id for a client: a longer one would fold the Message-ID header on common domains.
+    agent_nonce = marker + nonce[: max(len(nonce) - len(marker), MIN_AGENT_RANDOM_CHARS)]
     return f"{ticket_ref}.{agent_nonce}.{_signature(ticket_ref, agent_nonce, secret, domain)}@{domain}"
 
 
