@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 MEGABYTE = 1024 * 1024
 
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     unauthenticated_sender: UnauthenticatedSenderPolicy = "unknown"
     acknowledge_new_contacts: AcknowledgeNewContacts = "authenticated"
+    dkim_verify: bool = False  # our own DKIM check where no trusted authserv-id gave a verdict
     keep_remote_resources: bool = False  # stored HTML keeps remote images (tracking pixels); cid: images always
 
     # Agents working from their inbox
@@ -133,8 +135,9 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """`mx.google.com, *.prod.outlook.com` in the environment; a list in TOML."""
-        if isinstance(value, str):
-            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [str(item).strip().lower() for item in items if str(item).strip()]
         return value
 
     @classmethod
@@ -221,5 +224,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         # pydantic would print the rejected input: a password or a URL holding one.
         raise SettingsError(_describe(exc)) from None
+    except PydanticSettingsError as exc:  # a variable that is not valid JSON; the message names only the field
+        raise SettingsError(str(exc)) from None
     finally:
         _CONFIG_FILE["path"] = None

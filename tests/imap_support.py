@@ -49,8 +49,9 @@ def wait_for_port(port: int, seconds: float = 10.0) -> None:
 class PymapProcess:
     """`pymap ... dict` on a fixed loopback port; `restart()` drops every mailbox (it is in memory)."""
 
-    def __init__(self, port: int, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, port: int, tls: tuple[Path, Path] | None = None, password: str = PYMAP_PASSWORD) -> None:
         self.port = port
+        self.password = password
         self.tls = ["--cert", str(tls[0]), "--key", str(tls[1])] if tls else ["--no-tls"]
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -58,7 +59,7 @@ class PymapProcess:
         pymap = str(Path(sys.executable).with_name("pymap"))
         self.process = subprocess.Popen(
             [pymap, "--host", "127.0.0.1", "--port", str(self.port), *self.tls, "dict",
-             "--demo-user", PYMAP_USER, "--demo-password", PYMAP_PASSWORD],
+             "--demo-user", PYMAP_USER, "--demo-password", self.password],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_port(self.port)

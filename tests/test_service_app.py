@@ -119,8 +119,19 @@ async def _poll_ready(client: httpx.AsyncClient) -> dict[str, object]:
 
 def _lmtp_deliver(port: int, raw: bytes) -> None:
     import smtplib
+    import time
 
-    with smtplib.LMTP("127.0.0.1", port) as client:
+    # The service starts its LMTP server beside the other parts; on a loaded machine it may not listen yet.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client = smtplib.LMTP("127.0.0.1", port)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with client:
         client.sendmail("alice@example.com", ["support@helpdesk.example"], raw)
 
 

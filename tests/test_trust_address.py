@@ -57,3 +57,49 @@ def test_no_usable_mailbox() -> None:
     assert parse_from(["undisclosed-recipients:;"]).address is None
     assert parse_from(["not an address"]).address is None
     assert parse_from([]).address is None
+
+
+NAMES = [
+    ("Müller, Bernd", "iso-8859-1"),
+    ("Dvořák, Antonín", "iso-8859-2"),
+    ("Петров, Иван", "koi8-r"),
+    ("Ελένη, Παπαδοπούλου", "iso-8859-7"),
+    ("山田, 太郎", "iso-2022-jp"),
+    ("王, 小明", "gb2312"),
+    ("김, 민준", "euc-kr"),
+    ("O'Brien, Seán <Support>", "utf-8"),
+]
+
+
+@pytest.mark.parametrize(("name", "charset"), NAMES)
+@pytest.mark.parametrize("encoding", ["q", "b"])
+def test_encoded_names_with_commas_and_brackets_stay_whole(name: str, charset: str, encoding: str) -> None:
+    from email.charset import BASE64, QP, Charset
+    from email.header import Header
+
+    if charset == "iso-2022-jp" and encoding == "q":
+        pytest.skip("iso-2022-jp is written base64 only")
+    codec = Charset(charset)
+    codec.header_encoding = QP if encoding == "q" else BASE64
+    encoded = Header(name, codec).encode()
+    parsed = parse_message(_mail(f"{encoded} <person@client.example>"))
+    assert (parsed.sender, parsed.sender_name, parsed.sender_ambiguity) == ("person@client.example", name, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "(" * 3000 + ")" * 3000 + " <a@x.example>",
+        "(a)" * 5000 + " <a@x.example>",
+        '"a",' * 5000,
+        "<" * 3000,
+        " .)",  # these three made the stdlib parser raise TypeError, AttributeError, UnboundLocalError
+        "\udcff@[",
+        "?=\r\n é@[ ",
+    ],
+    ids=["nested-comments", "many-comments", "many-quoted", "brackets", "type-error", "attribute-error", "unbound"],
+)
+def test_hostile_from_headers_give_an_answer_quickly(value: str) -> None:
+    found = parse_from([value])  # no exception; the cut keeps the stdlib parser's quadratic cost small
+    assert found.address in (None, "a@x.example")
+    assert found.ambiguity is None or "cut" in found.ambiguity

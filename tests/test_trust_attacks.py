@@ -321,3 +321,17 @@ async def test_known_contacts_are_still_acknowledged_with_links_defanged(world: 
         (ack,) = await session.scalars(select(OutboxMail).where(OutboxMail.recipient == "alice@acme.example"))
     shown = readable(ack.raw)
     assert "hxxp://intranet[.]acme[.]example/x" in shown and "http://" not in shown
+
+
+async def test_an_ambiguous_from_is_recorded_whatever_the_outcome(world: Store) -> None:
+    raw = raw_mail('"bob@acme.example" <alice@acme.example>', "amb@acme.example")
+    result = await world.pipeline().ingest(raw, "pipe")
+    assert (result.outcome, result.ticket) == (Outcome.REPLIED, "TCK-1")
+    record = await recorded(world, "amb@acme.example")
+    assert record.sender == "alice@acme.example"
+    assert "display name holds another address (bob@acme.example)" in (record.reason or "")
+    async with world.sessions() as session:
+        author = await session.scalar(
+            select(TicketMessage.author_name).where(TicketMessage.message_id == "amb@acme.example")
+        )
+    assert author is None or "bob@" not in author

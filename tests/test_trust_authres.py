@@ -126,3 +126,15 @@ def test_an_unreadable_trusted_block_never_falls_through_to_a_lower_one() -> Non
 )
 def test_relaxed_alignment(domain: str | None, from_domain: str, expected: bool) -> None:
     assert aligned(domain, from_domain) is expected
+
+
+def test_hostile_blocks_cost_little_and_never_raise() -> None:
+    nested = "mx.site.example; dkim=pass " + "(" * 1000 + ")" * 1000
+    assert sender_auth(_ar(nested), "acme.example", ["mx.site.example"]).authenticated is None
+    many = _ar(*[GMAIL_PASS.replace("mx.google.com", f"relay{i}.example") for i in range(500)], GMAIL_PASS)
+    assert sender_auth(many, "acme.example", ["mx.google.com"]) == NO_VERDICT  # beyond MAX_BLOCKS
+
+
+def test_an_authserv_id_with_a_version_is_trusted() -> None:
+    block = "mx.site.example 1; dmarc=pass header.from=acme.example"
+    assert sender_auth(_ar(block), "acme.example", ["mx.site.example"]).authenticated is True

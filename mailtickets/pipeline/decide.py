@@ -88,8 +88,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return await _threaded(context, thread, sender, overrides)
     if not sender.known:
         outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
-        reason = f"{_unknown(context)} {parsed.sender} and no ticket reference{_ambiguity(parsed)}"
-        return Decision(outcome, reason=reason)
+        return Decision(outcome, reason=f"{_unknown(context)} {parsed.sender} and no ticket reference")
     return await _new_ticket(context, sender, overrides)
 
 
@@ -98,10 +97,6 @@ def trusted_match(context: Context, sender: SenderMatch) -> SenderMatch:
     if trusts_sender(context.sender_auth, context.settings):
         return sender
     return SenderMatch(sender.address, "unknown")
-
-
-def _ambiguity(parsed: ParsedMessage) -> str:
-    return f" (From: {parsed.sender_ambiguity})" if parsed.sender_ambiguity else ""
 
 
 def _unknown(context: Context) -> str:
@@ -168,8 +163,7 @@ async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, 
     if not sender.known:
         return Decision(
             Outcome.QUARANTINED,
-            reason=f"{_unknown(context)} {sender.address} may not write into {ticket.reference}"
-            + _ambiguity(context.parsed),
+            reason=f"{_unknown(context)} {sender.address} may not write into {ticket.reference}",
         )
     # A known sender quoting somebody else's ticket number gets a ticket of their own.
     return await _new_ticket(context, sender, overrides, note=f"quoted {thread.ticket.reference}, not theirs")

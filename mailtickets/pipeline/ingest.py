@@ -29,6 +29,8 @@ from mailtickets.pipeline.decide import Context, Decision, decide, decide_releas
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
+from mailtickets.trust.authres import NO_VERDICT, SenderAuth
+from mailtickets.trust.dkim import TxtLookup
 from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Received:
 
 class Pipeline:
     metrics: Metrics | None = None  # set by the composition root; counts outcomes and latency
+    dkim_lookup: TxtLookup | None = None  # DKIM key lookup for `dkim_verify`; None: DNS (tests give keys)
 
     def __init__(
         self,
@@ -70,15 +73,23 @@ class Pipeline:
         await asyncio.sleep(0)
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
+        verdict = await self._verdict(parsed, raw)
 
         async def work(session: AsyncSession, attempt: int) -> IngestResult:
             # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
             # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, look_up_first=attempt > 0)
+            return await self._process(session, received, parsed, problem, verdict, look_up_first=attempt > 0)
 
         result = await self._in_transaction(work)
         self._log(result, received)
         return result
+
+    async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
+        if parsed is None:
+            return NO_VERDICT
+        if self.settings.dkim_verify:  # DNS lookups block: off the event loop
+            return await asyncio.to_thread(verdict_for, parsed, self.settings, raw, self.dkim_lookup)
+        return verdict_for(parsed, self.settings)
 
     async def release(self, inbound_id: int, client_id: int | None = None) -> IngestResult:
         """Ingest a held message as if its sender were known (optionally for a given client)."""
@@ -94,7 +105,7 @@ class Pipeline:
             held.quarantine_state = QuarantineState.RELEASED
             held.dedupe_key = f"released:{held.id}:{held.dedupe_key}"[:1100]
             await session.flush()
-            verdict = verdict_for(parsed, self.settings)
+            verdict = await self._verdict(parsed, raw)
             context = Context(session, self.settings, self.clock, self.files, parsed, held.source, verdict)
             decision = await decide_release(context, client)
             return await self._commit_decision(
@@ -151,6 +162,7 @@ class Pipeline:
         received: Received,
         parsed: ParsedMessage | None,
         problem: str | None,
+        verdict: SenderAuth,
         *,
         look_up_first: bool,
     ) -> IngestResult:
@@ -170,7 +182,6 @@ class Pipeline:
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            verdict = verdict_for(parsed, self.settings)
             context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
             decision = await decide(context, await self.rules.active_rules(session))
             return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
@@ -185,6 +196,8 @@ class Pipeline:
         decision: Decision,
         authenticated: bool | None = None,
     ) -> IngestResult:
+        if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
+            decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
         session.add(record)
         if decision.message is not None:

@@ -25,7 +25,7 @@ def security_warnings(settings: Settings) -> list[str]:
 
 
 def _authentication(settings: Settings) -> list[str]:
-    if not settings.trusted_authserv_ids:
+    if not settings.trusted_authserv_ids and not settings.dkim_verify:
         return [
             "no trusted authserv-id configured (trusted_authserv_ids): senders are not authenticated, "
             "so a forged From address is believed"

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailtickets.match.sender import SenderMatch
 from mailtickets.models import Contact, Direction, InboundMail, OutboxMail, Ticket, TicketMessage
 from mailtickets.settings import Settings
+from mailtickets.trust.verdict import authentication_configured
 
 
 async def write_permission(
@@ -38,7 +39,7 @@ async def write_permission(
         return "a recipient of our mail about the ticket"
     if not sender_trusted:  # a forged address of a participant must not get in by that address
         return None
-    if sender.address in await participants(session, ticket, require_authenticated=bool(settings.trusted_authserv_ids)):
+    if sender.address in await participants(session, ticket, require_authenticated=authentication_configured(settings)):
         return "a participant"
     return None
 

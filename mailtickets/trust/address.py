@@ -20,6 +20,9 @@ _ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"(),;:@]+@[^\s<>\"(),;:@]+\.[^\s<>\"(),;:
 _TRAILING_ANGLE_ADDR = re.compile(r"<\s*([^<>\s\"@]+@[^<>\s\"@]+)\s*>\s*(?:\([^()]*\)\s*)?$")
 _EMPTY_BRACKETS = re.compile(r"<\s*>|\(\s*\)|\[\s*\]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# The stdlib parser is quadratic on some shapes (runs of comments: 8,000 characters take seconds); a real
+# From is a few hundred characters, several mailboxes included.
+MAX_FROM_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +39,16 @@ class FromMailbox:
 def parse_from(values: Sequence[str], decode_name: Callable[[str], str] = str) -> FromMailbox:
     """The mailbox of the From header(s). `decode_name` turns a raw display name into text."""
     mailboxes: list[tuple[str, str]] = []
+    notes = []
     for value in values:
-        mailboxes.extend(_mailboxes(_FOLD.sub("", value)))
+        unfolded = _FOLD.sub("", value)
+        if len(unfolded) > MAX_FROM_CHARS:
+            notes.append(f"From cut to {MAX_FROM_CHARS} characters")
+        mailboxes.extend(_mailboxes(unfolded[:MAX_FROM_CHARS]))
     if not mailboxes:
         return FromMailbox(None, "")
     raw_name, address = mailboxes[0]
     name = decode_name(raw_name)
-    notes = []
     if len(values) > 1:
         notes.append(f"{len(values)} From headers")
     if len(mailboxes) > 1:
@@ -58,7 +64,10 @@ def _mailboxes(value: str) -> list[tuple[str, str]]:
     """(raw display name, lower-cased addr-spec) of each mailbox, groups flattened, unusable ones skipped."""
     try:
         address_list, _rest = rfc5322.get_address_list(value)
-    except (HeaderParseError, IndexError, ValueError):
+    # Besides its own errors, the stdlib parser trips over some malformed input with TypeError,
+    # AttributeError or UnboundLocalError (a NameError), and over nested comments with RecursionError.
+    # Such a From holds no usable mailbox: the message is quarantined for lack of one.
+    except (HeaderParseError, IndexError, ValueError, TypeError, AttributeError, NameError, RecursionError):
         return []
     found = []
     for mailbox in address_list.all_mailboxes:

@@ -20,6 +20,7 @@ from publicsuffixlist import PublicSuffixList
 TOPMOST = "topmost"  # in trusted_ids: trust the topmost block, whatever its authserv-id
 HEADER = "authentication-results"
 _NO_ID = "authserv-id.missing"  # stands in for the id Microsoft 365 leaves out, so the library can parse
+MAX_BLOCKS = 20  # the receiving system's block is at the top; a message with hundreds is not read to the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +45,21 @@ def sender_auth(headers: Sequence[tuple[str, str]], from_domain: str, trusted_id
     """The verdict of the topmost trusted `Authentication-Results` block; `headers` in message order."""
     if not trusted_ids or not from_domain:
         return NO_VERDICT
-    for value in (v for name, v in headers if name.lower() == HEADER):
+    blocks = [value for name, value in headers if name.lower() == HEADER][:MAX_BLOCKS]
+    for value in blocks:
+        if not _is_trusted(_leading_id(value), trusted_ids):
+            continue  # another system's block: not worth parsing (the library takes ~1 ms a header)
         parsed = _parse(value)
-        if parsed is None:
-            if _is_trusted(value.partition(";")[0].strip(), trusted_ids):
-                return NO_VERDICT  # our receiving system's block, unreadable: never fall through to a lower one
-            continue
-        if _is_trusted(parsed.authserv_id, trusted_ids):
-            return _verdict(parsed, from_domain)
+        if parsed is None or not _is_trusted(parsed.authserv_id, trusted_ids):
+            return NO_VERDICT  # our receiving system's block, unreadable: never fall through to a lower one
+        return _verdict(parsed, from_domain)
     return NO_VERDICT
+
+
+def _leading_id(value: str) -> str:
+    """The authserv-id as written (before the first `;`, without a version); "" when the block has none."""
+    leading = value.partition(";")[0].split()
+    return leading[0] if leading and "=" not in leading[0] else _NO_ID
 
 
 def _parse(value: str) -> authres.AuthenticationResultsHeader | None:
@@ -60,7 +67,7 @@ def _parse(value: str) -> authres.AuthenticationResultsHeader | None:
     for candidate in (text, f"{_NO_ID}; {text}"):
         try:
             return authres.AuthenticationResultsHeader.parse_value(candidate)
-        except authres.AuthResError:
+        except (authres.AuthResError, RecursionError):  # RecursionError: deeply nested comments
             continue
     return None
 
