@@ -215,3 +215,19 @@ async def test_releasing_held_agent_mail_posts_it_as_the_agents_reply(desk: Desk
     assert (released.outcome, released.ticket, released.author_role) == (Outcome.REPLIED, "TCK-1", AuthorRole.AGENT)
     (mail,) = await desk.deliver()
     _assert_reply_to_alice(mail, "Sorry for the wait, fixed now.")
+
+
+async def test_a_client_the_agent_wrote_to_directly_gets_no_second_copy(desk: Desk) -> None:
+    raw = from_dan("Replying to all." + QUOTED, to="Alice Able <alice@acme.example>", cc="support@helpdesk.example")
+    assert (await desk.ingest(raw)).outcome == Outcome.REPLIED
+    assert await desk.deliver() == []  # Alice has Dan's own mail already
+
+
+async def test_the_agent_is_told_within_the_rate_limit(desk: Desk) -> None:
+    limit = desk.store.settings.auto_mail_limit_short
+    for number in range(2 * limit):
+        raw = from_dan("Forged.", authentication=None, message_id=f"<forged-{number}@evil.example>")
+        assert (await desk.ingest(raw)).outcome == Outcome.QUARANTINED
+    notices = await desk.deliver()
+    assert len(notices) == limit
+    assert {m["To"].addresses[0].addr_spec for m in notices} == {"dan@helpdesk.example"}

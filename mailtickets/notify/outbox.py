@@ -62,7 +62,7 @@ async def enqueue_notifications(
         planned = plan_notifications(event, await _parties(session, settings, ticket, event), settings)
         if planned:
             about = await _about(session, ticket, event)
-            for one in planned:
+            for one in _not_mailed_yet(planned, about):
                 held = await _enqueue_one(session, settings, clock, about, one)
                 suppressed += [held] if held is not None else []
     return suppressed
@@ -87,6 +87,15 @@ async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _
         target = await session.get_one(Ticket, event.into_ticket_id)
         return _About(ticket, event, message, in_reply_to, references, target.reference)
     return _About(ticket, event, message, in_reply_to, references)
+
+
+def _not_mailed_yet(planned: list[Planned], about: _About) -> list[Planned]:
+    """An agent who answered by mail with the client in To/Cc already reached them: no second copy."""
+    reply = about.message if isinstance(about.event, AgentReplied) else None
+    if reply is None or reply.direction != Direction.INBOUND:
+        return planned
+    reached = {str(a).lower() for a in [*(reply.to_addresses or []), *(reply.cc_addresses or [])]}
+    return [one for one in planned if one.to.email.lower() not in reached]
 
 
 def _thread_of(ticket: Ticket, event: TicketEvent) -> ColumnElement[bool]:
