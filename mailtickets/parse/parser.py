@@ -6,21 +6,18 @@ pipeline can always give a message an outcome.
 
 from __future__ import annotations
 
-import binascii
-import contextlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.errors import MessageError
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
 
 from mailtickets.parse.attachments import collect_attachments
+from mailtickets.parse.html_text import bounded_html
 from mailtickets.parse.message import ParsedAttachment, ParsedMessage
-from mailtickets.parse.text import clean_header_text, decode_bytes, html_to_text, sanitise_html
+from mailtickets.parse.text import clean_header_text, decode_bytes, decode_encoded_words, html_to_text, sanitise_html
 from mailtickets.trust.address import parse_from
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
@@ -93,10 +90,7 @@ def _decode_header_value(value: object, fallback_charset: str | None) -> str:
     text = str(value)
     if not text.isascii():  # raw 8-bit (undeclared charset) or already Unicode: no encoded words to decode
         return clean_header_text(text, fallback_charset)
-    # An unknown charset or a broken encoded word: keep the raw text.
-    with contextlib.suppress(LookupError, UnicodeError, ValueError, binascii.Error, MessageError):
-        text = str(make_header(decode_header(text)))
-    return clean_header_text(text)
+    return clean_header_text(decode_encoded_words(text))
 
 
 def _defect_text(defect: object) -> str:
@@ -160,10 +154,11 @@ def _body(message: Message) -> tuple[str, str | None, list[str]]:
         if note:
             defects.append(f"{part.get_content_type()}: {note}")
         (html if part.get_content_subtype() == "html" else plain).append(text)
-    sanitised = sanitise_html("\n".join(html)) if html else None
+    sanitised = sanitise_html(bounded_html("\n".join(html))) if html else None
     if plain:
         return "\n\n".join(t.strip("\r\n") for t in plain).replace("\r\n", "\n"), sanitised, defects
-    return (html_to_text(sanitised) if sanitised else ""), sanitised, defects
+    # Text comes from the HTML as sent (the renderer keeps no markup): Outlook's line classes count.
+    return (html_to_text("\n".join(html)) if html else ""), sanitised, defects
 
 
 def _text_parts(part: Message) -> Iterator[Message]:

@@ -17,9 +17,9 @@ from mailtickets.notify.guard import is_own_mail, is_own_mailbox
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.quotes import reply_text
 from mailtickets.parse.references import clean_subject
 from mailtickets.parse.remote import without_remote_resources
-from mailtickets.parse.text import strip_quoted
 from mailtickets.rules.apply import TicketOverrides, resolve
 from mailtickets.rules.compile import CompiledRule
 from mailtickets.rules.engine import RuleDecision, evaluate
@@ -189,7 +189,7 @@ async def _reply(
     ticket.updated_at = context.clock.now()
     # Earlier participants and header-proven senders may be unknown: they write without becoming contacts.
     contact = await _contact_for(context, sender) if sender.known else None
-    message = _add_message(context, ticket, contact, strip_quoted(context.parsed.text))
+    message = _add_message(context, ticket, contact, reply_text(context.parsed.text, context.parsed.subject))
     reopened = outcome == Outcome.REOPENED
 
     def events() -> list[TicketEvent]:
