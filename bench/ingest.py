@@ -1,8 +1,12 @@
 """Ingest benchmark: N generated messages (70% new, 30% replies, 10% with attachments) from files into a
-fresh SQLite store, in-process. Prints messages/second and peak RSS, on an empty store and on one that
-already holds 100,000 tickets.
+fresh SQLite store, in-process, with notifications ON (the defaults; `--no-notify` turns them off).
 
-    python bench/ingest.py [--messages 2000] [--existing 100000] [--rules 200]
+For each run it prints messages/second, CPU ms per message, SQL statements per message, and bare
+mail-parser's parse rate of the same files in the same run with the ratio (the issue's target: ingest at
+least 1/3 of mail-parser's rate). Runs: an empty store, one with routing rules, one that already holds
+100,000 tickets, and one long thread (the Nth reply on one ticket against the first).
+
+    python bench/ingest.py [--messages 2000] [--existing 100000] [--rules 200] [--thread 1500] [--no-notify]
 """
 
 from __future__ import annotations
@@ -11,18 +15,22 @@ import argparse
 import asyncio
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from sqlalchemy import insert
+import mailparser
+from sqlalchemy import event, insert, make_url, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailtickets.db import create_engine, session_factory, upgrade
-from mailtickets.models import Client, ClientDomain, Contact, Ticket, TicketCounter
+from mailtickets.models import Agent, Client, ClientDomain, Contact, Ticket, TicketCounter
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.rules.store import replace_all_rules
 from mailtickets.settings import Settings
@@ -103,37 +111,158 @@ async def seed_store(settings: Settings, existing: int) -> int:
     return existing + 1
 
 
-async def run(paths: list[Path], settings: Settings) -> float:
+@dataclass
+class Figures:
+    messages: int
+    seconds: float
+    cpu_seconds: float
+    statements: int
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    def line(self, parser: tuple[float, float]) -> str:
+        wall, cpu = parser
+        cpu_rate = self.messages / self.cpu_seconds
+        return (
+            f"{self.rate:7.1f} msg/s ({cpu_rate:6.1f} by CPU), "
+            f"{self.cpu_seconds * 1000 / self.messages:5.2f} CPU ms/msg, "
+            f"{self.statements / self.messages:4.1f} statements/msg; "
+            f"mail-parser {wall:6.1f} msg/s ({cpu:6.1f} by CPU), "
+            f"ratio 1/{wall / self.rate:.1f} (1/{cpu / cpu_rate:.1f} by CPU)"
+        )
+
+
+def count_statements(engine: AsyncEngine) -> list[int]:
+    counter = [0]
+
+    def bump(*_: object) -> None:
+        counter[0] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", bump)
+    return counter
+
+
+async def run(raws: list[bytes], settings: Settings, batch: int) -> Figures:
     engine = create_engine(settings.database_url)
+    statements = count_statements(engine)
     pipeline = Pipeline(settings, session_factory(engine))
-    raws = [p.read_bytes() for p in paths]
-    started = time.perf_counter()
-    for raw in raws:
-        await pipeline.ingest(raw, "bench")
-    elapsed = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    if batch > 1:  # what a backlog in one IMAP fetch gets: up to `batch` messages per commit
+        for first in range(0, len(raws), batch):
+            await asyncio.gather(*(pipeline.ingest(raw, "bench") for raw in raws[first : first + batch]))
+    else:
+        for raw in raws:
+            await pipeline.ingest(raw, "bench")
+    figures = Figures(len(raws), time.perf_counter() - started, time.process_time() - cpu, statements[0])
     await engine.dispose()
-    return len(raws) / elapsed
+    return figures
 
 
-def measure(count: int, existing: int, workdir: Path, rules: int = 0) -> float:
-    folder = workdir / f"store-{existing}-{rules}"
-    folder.mkdir()
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
+def bare_parser_rate(raws: list[bytes]) -> tuple[float, float]:
+    """mail-parser alone on the same files: messages/second by the wall clock and by CPU time."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for raw in raws:
+        mailparser.parse_from_bytes(raw)
+    return len(raws) / (time.perf_counter() - started), len(raws) / (time.process_time() - cpu)
+
+
+POSTGRES_URL: str | None = None  # --postgres: each run gets a fresh database on that server
+
+
+def database_url(folder: Path) -> str:
+    if POSTGRES_URL is None:
+        return f"sqlite+aiosqlite:///{folder}/bench.db"
+    name = f"bench_{folder.name.replace('-', '_')}_{int(time.time())}"
+    asyncio.run(create_database(POSTGRES_URL, name))
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def create_database(url: str, name: str) -> None:
+    await _admin(url, f'CREATE DATABASE "{name}"')
+
+
+async def _admin(url: str, sql: str) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.exec_driver_sql(sql)
+    await admin.dispose()
+
+
+def drop_database(settings: Settings) -> None:
+    if POSTGRES_URL is not None:
+        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{make_url(settings.database_url).database}"'))
+
+
+def bench_settings(folder: Path, notify: bool) -> Settings:
+    quiet = {} if notify else {
+        "notify_client_on_create": False, "notify_distribution_on_create": False, "notify_agent_on_client_reply": False,
+    }  # fmt: skip
+    return Settings(
+        database_url=database_url(folder),
         data_dir=folder / "data",
         support_address="support@helpdesk.example",
-        notify_client_on_create=False,
-        notify_distribution_on_create=False,
-        notify_agent_on_client_reply=False,
+        **quiet,  # type: ignore[arg-type]
     )
+
+
+def measure(
+    args: argparse.Namespace, existing: int, workdir: Path, rules: int = 0
+) -> tuple[Figures, tuple[float, float]]:
+    folder = workdir / f"store-{existing}-{rules}"
+    folder.mkdir()
+    settings = bench_settings(folder, args.notify)
     upgrade(settings.database_url)
     first = asyncio.run(seed_store(settings, existing))
     if rules:
         asyncio.run(seed_rules(settings, rules))
     mails = workdir / f"mail-{existing}-{rules}"
     mails.mkdir()
-    paths = generate(count, mails, first)
-    return asyncio.run(run(paths, settings))
+    raws = [p.read_bytes() for p in generate(args.messages, mails, first)]
+    parser_rate = bare_parser_rate(raws)  # same files, same run, just before
+    figures = asyncio.run(run(raws, settings, args.batch))
+    drop_database(settings)
+    return figures, parser_rate
+
+
+def thread_replies(count: int, ticket_number: int) -> list[bytes]:
+    replies = []
+    for index in range(count):
+        message = EmailMessage()
+        message["From"] = "User 1 <user1@bench.example>"
+        message["To"] = "support@helpdesk.example"
+        message["Message-ID"] = f"<thread-{index}@bench.example>"
+        message["Subject"] = f"Re: [TCK-{ticket_number}] The long one"
+        message.set_content(f"Reply {index}: still broken.\n")
+        replies.append(message.as_bytes(policy=SMTP))
+    return replies
+
+
+async def time_thread(settings: Settings, replies: list[bytes], window: int) -> tuple[float, float]:
+    engine = create_engine(settings.database_url)
+    pipeline = Pipeline(settings, session_factory(engine))
+    async with session_factory(engine)() as session, session.begin():
+        agent = Agent(name="Bench Agent", email="agent@helpdesk.example")
+        session.add(agent)
+        await session.flush()
+        await session.execute(update(Ticket).where(Ticket.number == 1).values(assigned_agent_id=agent.id))
+    timings = []
+    for raw in replies:
+        started = time.perf_counter()
+        await pipeline.ingest(raw, "bench")
+        timings.append(time.perf_counter() - started)
+    await engine.dispose()
+    return statistics.median(timings[:window]), statistics.median(timings[-window:])
+
+
+def measure_thread(args: argparse.Namespace, workdir: Path) -> tuple[float, float]:
+    folder = workdir / "thread"
+    folder.mkdir()
+    settings = bench_settings(folder, notify=True)  # the threading headers are what is measured
+    upgrade(settings.database_url)
+    asyncio.run(seed_store(settings, 1))
+    return asyncio.run(time_thread(settings, thread_replies(args.thread, 1), window=50))
 
 
 def main() -> None:
@@ -141,17 +270,32 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--existing", type=int, default=100_000)
     parser.add_argument("--rules", type=int, default=200, help="enabled routing rules for the with-rules run")
+    parser.add_argument("--thread", type=int, default=1500, help="replies on one ticket (0: skip)")
+    parser.add_argument("--batch", type=int, default=1, help="messages handed over at once (an IMAP fetch)")
+    parser.add_argument("--no-notify", dest="notify", action="store_false", help="turn notifications off")
+    parser.add_argument("--only-empty", action="store_true", help="just the empty-store run")
+    parser.add_argument("--postgres", metavar="URL", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    global POSTGRES_URL
+    POSTGRES_URL = args.postgres
+    print(f"notifications {'on' if args.notify else 'off'}, {args.messages} messages, handed over {args.batch} at once")
     with tempfile.TemporaryDirectory() as tmp:
-        empty = measure(args.messages, 0, Path(tmp))
-        print(f"empty store:            {empty:8.1f} messages/s")
-        ruled = measure(args.messages, 0, Path(tmp), rules=args.rules)
-        added = (1 / ruled - 1 / empty) * 1000
-        print(f"with {args.rules} rules:        {ruled:8.1f} messages/s (rules add {added:.2f} ms/message)")
-        full = measure(args.messages, args.existing, Path(tmp))
-        print(f"{args.existing:,} tickets:    {full:8.1f} messages/s ({(1 - full / empty) * 100:+.1f}% slower)")
+        empty, rate = measure(args, 0, Path(tmp))
+        print(f"empty store:          {empty.line(rate)}")
+        if not args.only_empty:
+            ruled, rate = measure(args, 0, Path(tmp), rules=args.rules)
+            added = (1 / ruled.rate - 1 / empty.rate) * 1000
+            print(f"with {args.rules} rules:      {ruled.line(rate)} (rules add {added:.2f} ms/msg)")
+            full, rate = measure(args, args.existing, Path(tmp))
+            print(f"{args.existing:,} tickets:   {full.line(rate)} ({(1 - full.rate / empty.rate) * 100:+.1f}% slower)")
+        if args.thread:
+            first, last = measure_thread(args, Path(tmp))
+            print(
+                f"thread of {args.thread}: first replies {first * 1000:.2f} ms, last {last * 1000:.2f} ms "
+                f"({(last / first - 1) * 100:+.1f}%; median of 50 each)"
+            )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"peak RSS:               {peak_kb / 1024:8.1f} MB")
+    print(f"peak RSS:             {peak_kb / 1024:8.1f} MB")
     sys.exit(0)
 
 

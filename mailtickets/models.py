@@ -99,6 +99,11 @@ class AuthorRole(enum.StrEnum):
     SYSTEM = "system"  # mail we sent on our own: acknowledgements, notices, copies of agents' replies
 
 
+class AgentRole(enum.StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
 class QuarantineState(enum.StrEnum):
     HELD = "held"
     RELEASED = "released"
@@ -179,11 +184,28 @@ class Agent(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(191))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # The admin console: "admin" may change rules and the directory, "agent" works tickets.
+    role: Mapped[AgentRole] = mapped_column(_enum(AgentRole, 8), default=AgentRole.AGENT, server_default="agent")
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id; None: cannot log in
 
     # Loaded where asked for (directory views, agent mail): the agent is joined to every ticket read.
     aliases: Mapped[list[AgentAlias]] = relationship(
         back_populates="agent", cascade="all, delete-orphan", lazy="raise_on_sql", order_by="AgentAlias.email"
     )
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser: the cookie holds the token, the table only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    agent: Mapped[Agent] = relationship(lazy="joined")
 
 
 class AgentAlias(Base):
@@ -213,6 +235,7 @@ class Ticket(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("prefix", "number", name="uq_tickets_prefix_number"),
         Index("ix_tickets_status_updated", "status", "updated_at"),
+        Index("ix_tickets_status_id", "status", "id"),  # the console's list of one status, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -300,6 +323,8 @@ class InboundMail(Base):
     """One row per message that reached the pipeline: makes processing idempotent and explains it."""
 
     __tablename__ = "inbound_mail"
+    # The console's quarantine page: held mail, newest first, without a scan.
+    __table_args__ = (Index("ix_inbound_mail_quarantine_received", "quarantine_state", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "mid:<message-id>|<sender>" or "sha256:<raw digest>" when the message has no Message-ID.
@@ -316,6 +341,9 @@ class InboundMail(Base):
     # Raw bytes kept (content-addressed under the data dir) for quarantined and dropped mail.
     raw_stored: Mapped[bool] = mapped_column(Boolean, default=False)
     quarantine_state: Mapped[QuarantineState | None] = mapped_column(_enum(QuarantineState))
+    # The trace: which rules matched, and the header block as received (cut to MAX_TRACE_HEADER_CHARS).
+    matched_rules: Mapped[list[Any] | None] = mapped_column()
+    headers: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
     # The trusted receiving system's verdict on the sender: True/False, None when there was none.
     authenticated: Mapped[bool | None] = mapped_column(Boolean)

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 25 * MEGABYTE
     max_attachments: int = 100
     worker_timeout_seconds: float = 60.0
+    ingest_batch_size: int = Field(default=50, ge=1)
 
     # Outgoing mail
     smtp_url: str = "smtp://127.0.0.1:25"
@@ -130,6 +131,13 @@ class Settings(BaseSettings):
     contact_mobile_e164: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    # Admin console (/admin/ on http_bind)
+    public_url: str = ""  # e.g. https://helpdesk.example.com: https makes the session cookie Secure
+    console_session_hours: float = 12.0
+    console_login_failures_per_account: int = 5
+    console_login_failures_per_address: int = 20
+    console_login_window_minutes: float = 15.0
 
     @field_validator("trusted_authserv_ids", mode="before")
     @classmethod

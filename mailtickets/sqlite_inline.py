@@ -3,9 +3,14 @@
 aiosqlite hands each statement to a worker thread and wakes the loop when it is done; on this kind of
 machine that hop costs ~10 times the statement itself (a `SELECT 1` took ~450 µs through aiosqlite and
 ~40 µs through SQLAlchemy's synchronous driver), and a message needs about fifteen statements. SQLite
-on a local file answers in microseconds, so running it inline is both faster and simpler. The price:
-while another process holds the write lock, the loop waits (bounded by INLINE_BUSY_TIMEOUT_MS; past
-it the statement fails as "database is locked", which the pipeline reports as a temporary error).
+on a local file answers in microseconds, so running it inline is both faster and simpler.
+
+A lock held by another process (`mailtickets ingest` from the MTA, a backup) must not stall the loop, so
+SQLite's own busy handler, which sleeps in the calling thread, is off (busy_timeout 0): a statement that
+finds the database locked is retried here after an asyncio sleep that lets every other task run, up to
+INLINE_BUSY_TIMEOUT_MS; past it the statement fails as "database is locked", which the pipeline reports as
+a temporary error. Only statements that hold nothing yet are retried (a BEGIN, a statement outside a
+transaction, a COMMIT): inside a transaction a busy statement is the caller's to roll back.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from typing import Any
 import aiosqlite
 
 INLINE_BUSY_TIMEOUT_MS = 5000
+_BUSY_FIRST_WAIT_SECONDS = 0.001
+_BUSY_LONGEST_WAIT_SECONDS = 0.05
+_SQLITE_BUSY = 5
 
 
 class _RunNow:
@@ -47,7 +55,19 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        return fn(*args, **kwargs)
+        connection = self._connection
+        deadline = asyncio.get_running_loop().time() + INLINE_BUSY_TIMEOUT_MS / 1000
+        wait = _BUSY_FIRST_WAIT_SECONDS
+        while True:
+            retryable = not connection.in_transaction or fn == connection.commit
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                left = deadline - asyncio.get_running_loop().time()
+                if not (retryable and _is_busy(exc)) or left <= 0:
+                    raise
+            await asyncio.sleep(min(wait, left))
+            wait = min(wait * 2, _BUSY_LONGEST_WAIT_SECONDS)
 
     async def _connect(self) -> InlineConnection:
         if self._connection is None:
@@ -62,6 +82,10 @@ class InlineConnection(aiosqlite.Connection):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY  # extended codes keep it in the low byte
 
 
 def connect_inline(database: str | Path, iter_chunk_size: int = 64, **kwargs: Any) -> InlineConnection:

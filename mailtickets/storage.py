@@ -74,3 +74,10 @@ class FileStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
+
+
+class UnwrittenFileStore(FileStore):
+    """Names files like FileStore but writes none: for the dry run, which must leave no trace."""
+
+    def put_with_digest(self, data: bytes, digest: str) -> None:
+        self.path_for(digest)  # the same validation, no write

@@ -10,13 +10,17 @@ import asyncio
 import imaplib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -56,9 +60,10 @@ class PymapProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        pymap = str(Path(sys.executable).with_name("pymap"))
+        # pymap's entry point run by this interpreter: a venv may lack the `pymap` script beside it.
+        pymap = [sys.executable, "-c", "from pymap.main import main; main()"]
         self.process = subprocess.Popen(
-            [pymap, "--host", "127.0.0.1", "--port", str(self.port), *self.tls, "dict",
+            [*pymap, "--host", "127.0.0.1", "--port", str(self.port), *self.tls, "dict",
              "--demo-user", PYMAP_USER, "--demo-password", self.password],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -150,6 +155,28 @@ class TlsPymap:
 
     server: ImapServer
     ca_file: Path
+
+
+@asynccontextmanager
+async def tls_relay(upstream_port: int, cert: Path, key: Path) -> AsyncIterator[int]:
+    """Implicit TLS in front of a plain server on loopback (pymap has none); yields the relay's port."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    relay = await asyncio.start_server(partial(_relay, upstream_port), "127.0.0.1", 0, ssl=context)
+    async with relay:
+        yield relay.sockets[0].getsockname()[1]
+
+
+async def _relay(upstream_port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
 
 def make_message(n: int, sender: str = "alice@example.com", extra_headers: str = "") -> bytes:

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,7 +52,9 @@ async def test_readyz_ready_when_database_and_mailboxes_are_up(sqlite_store: Sto
     async with client_for(sqlite_store, observed(sqlite_store, support=True)) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "database": "ok", "mailboxes": {"support": "connected"}}
+    assert response.json() == {
+        "status": "ready", "database": "ok", "data_dir": "ok", "mailboxes": {"support": "connected"}
+    }  # fmt: skip
 
 
 async def test_readyz_names_the_mailbox_that_is_down(sqlite_store: Store) -> None:
@@ -77,6 +80,38 @@ async def test_readyz_unavailable_when_the_database_is_unreachable(sqlite_store:
     await engine.dispose()
     assert response.status_code == 503
     assert response.json()["database"].startswith("unreachable")
+
+
+async def test_readyz_unavailable_when_the_data_folder_cannot_be_written(sqlite_store: Store, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    settings = sqlite_store.settings.model_copy(update={"data_dir": tmp_path / "a-file" / "data"})
+    unwritable = Store(settings, sqlite_store.engine, sqlite_store.sessions, sqlite_store.clock)
+    async with client_for(unwritable) as client:
+        response = await client.get("/readyz")
+    body = response.json()
+    assert (response.status_code, body["database"]) == (503, "ok")
+    assert body["data_dir"].startswith("not writable")
+
+
+async def test_readyz_unavailable_when_the_database_answers_but_refuses_writes(store: Store) -> None:
+    """A read-only SQLite file (opened mode=ro) or a read-only PostgreSQL session: reads work, writes fail."""
+    if store.backend == "sqlite":
+        url = (
+            store.settings.database_url.replace("sqlite+aiosqlite:///", "sqlite+aiosqlite:///file:")
+            + "?mode=ro&uri=true"
+        )
+        engine = create_engine(url)
+    else:
+        settings = {"server_settings": {"default_transaction_read_only": "on"}}
+        engine = create_engine(store.settings.database_url, connect_args=settings)
+    read_only = Store(store.settings, engine, session_factory(engine), store.clock)
+    try:
+        async with client_for(read_only) as client:
+            health, ready = await client.get("/healthz"), await client.get("/readyz")
+    finally:
+        await engine.dispose()
+    assert health.status_code == 200  # alive: it reads
+    assert ready.status_code == 503 and ready.json()["database"].startswith("not writable"), ready.json()
 
 
 async def test_metrics_in_prometheus_text_format(sqlite_store: Store) -> None:

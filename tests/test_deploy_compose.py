@@ -4,6 +4,7 @@ every depends_on names a service, and every file it mounts or builds from exists
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import socket
 import ssl
@@ -42,9 +43,72 @@ def test_depends_on_names_services() -> None:
             assert needed in services, f"{name} depends on unknown service {needed}"
 
 
-def test_every_service_has_a_health_check() -> None:
-    for name, service in _compose()["services"].items():
-        assert "healthcheck" in service, name
+def test_every_long_running_service_has_a_health_check() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        if service.get("restart") == "no":  # one-shot: those after it wait for it to complete, not for health
+            waiting = [s for s in services.values() if s.get("depends_on", {}).get(name)]
+            assert waiting and all(
+                s["depends_on"][name]["condition"] == "service_completed_successfully" for s in waiting
+            ), name
+        else:
+            assert "healthcheck" in service, name
+
+
+def test_the_service_is_healthy_only_when_ready() -> None:
+    """/readyz, not /healthz: /healthz stays 200 while IMAP is down or the data folder is unwritable."""
+    check = " ".join(_compose()["services"]["mailtickets"]["healthcheck"]["test"])
+    assert "/readyz" in check and "/healthz" not in check and "urlopen" in check  # urlopen raises on 503
+
+
+def test_the_image_creates_the_data_folder_owned_by_the_service_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A named volume starts as a copy of the image's folder, owner included: it must exist and be ours."""
+    from mailtickets.settings import load_settings
+
+    monkeypatch.delenv("MAILTICKETS_DATABASE_URL", raising=False)
+    data_dir = str(load_settings(ROOT / "deploy" / "mailtickets.toml").data_dir)
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    run = " ".join(line.strip(" \\") for line in dockerfile.split("RUN ", 1)[1].split("\nUSER")[0].splitlines())
+    assert f"mkdir -p {data_dir}" in run
+    chown = re.search(r"chown (-R )?mailtickets(:mailtickets)? (\S+)", run)
+    assert chown is not None and chown.group(1) and data_dir.startswith(chown.group(3))
+    assert re.search(r"^USER mailtickets$", dockerfile, re.MULTILINE)
+    mounts = _compose()["services"]["mailtickets"]["volumes"]
+    assert f"mailtickets-data:{data_dir}" in mounts
+
+
+def _init_commands() -> list[list[str]]:
+    """Each `mailtickets …` invocation in the init service's shell command, as argument lists."""
+    script = _compose()["services"]["mailtickets-init"]["command"][-1]
+    pieces = re.split(r"&&|\|\||[{};|]|>/dev/null|2>&1", script)
+    return [words for piece in pieces if (words := shlex.split(piece)) and words[0] == "mailtickets"]
+
+
+def test_the_init_step_runs_commands_and_options_that_exist() -> None:
+    import click
+
+    from mailtickets.cli import main
+
+    used = _init_commands()
+    assert [words[1:3] for words in used] == [
+        ["db", "upgrade"], ["clients", "list"], ["clients", "add"], ["apikey", "revoke"], ["apikey", "create"]
+    ]  # fmt: skip
+    for words in used:
+        with click.Context(main) as ctx:
+            group = main.get_command(ctx, words[1])
+            assert isinstance(group, click.Group), words
+            command = group.get_command(ctx, words[2])
+            assert command is not None, words
+            options = {opt for param in command.params for opt in param.opts}
+            assert {w for w in words[3:] if w.startswith("--")} <= options, words
+
+
+def test_the_init_step_registers_the_domain_the_readme_and_header_suggest() -> None:
+    add = next(words for words in _init_commands() if words[1:3] == ["clients", "add"])
+    domain = add[add.index("--domain") + 1]
+    header = COMPOSE.read_text().split("\nname:")[0]
+    assert f"@{domain}" in header and "docker compose logs mailtickets-init" in header
+    assert f"@{domain}" in (ROOT / "README.md").read_text()
 
 
 def test_referenced_files_exist() -> None:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 
 import pytest
 import trustme
 from conftest import Store
-from imap_support import FakeIngestor, ImapServer, TlsPymap, dovecot_from_env, make_message, restart_dovecot
+from imap_support import (
+    FakeIngestor,
+    ImapServer,
+    TlsPymap,
+    dovecot_from_env,
+    make_message,
+    restart_dovecot,
+    tls_relay,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import SystemClock
@@ -257,7 +263,7 @@ async def test_stop_leaves_idle_promptly_and_releases_lease(imap_server: ImapSer
     assert await other.try_acquire(run.listener.lease_name)
 
 
-async def test_stop_finishes_the_message_in_hand_of_a_slow_faked_pipeline_and_leaves_the_rest(
+async def test_stop_finishes_the_batch_in_hand_of_a_slow_faked_pipeline_and_leaves_the_rest(
     imap_server: ImapServer, sessions: Sessions
 ) -> None:
     mailbox = imap_server.mailbox()
@@ -266,8 +272,9 @@ async def test_stop_finishes_the_message_in_hand_of_a_slow_faked_pipeline_and_le
     async with running(mailbox, ingestor, sessions) as run:
         await asyncio.wait_for(run.listener.connected.wait(), 10)
         await asyncio.sleep(0.2)  # in IDLE
-        await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(3)))
+        await imap_server.a_append(mailbox.folder, make_message(0))
         await asyncio.wait_for(ingestor.started.wait(), 5)  # the first message is in the (slow) pipeline now
+        await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(1, 3)))
         run.stop.set()
         await asyncio.wait_for(asyncio.shield(run.task), 5)  # type: ignore[arg-type]
     assert len(ingestor.received) == 1
@@ -364,31 +371,19 @@ async def test_implicit_tls_via_a_tls_relay_in_front_of_pymap(
 ) -> None:
     """pymap has no implicit TLS: a loopback TLS relay (trustme certificate) stands in front of it."""
     imap_server = own_pymap
-    ca, ca_file = trustme.CA(), tmp_path / "ca.pem"
+    ca, ca_file, cert, key = trustme.CA(), tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    relay = await asyncio.start_server(partial(_relay, imap_server.port), "127.0.0.1", 0, ssl=context)
-    port = relay.sockets[0].getsockname()[1]
-    mailbox = imap_server.mailbox(security="tls", port=port, tls_ca_file=ca_file)
-    await asyncio.to_thread(imap_server.create, mailbox.folder)
-    await imap_server.a_append(mailbox.folder, make_message(1))
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    await asyncio.to_thread(imap_server.create, imap_server.prefix)
+    await imap_server.a_append(imap_server.prefix, make_message(1))
     ingestor = FakeIngestor()
-    async with relay, running(mailbox, ingestor, sessions):
-        await ingestor.wait_for(1)
-        await wait_until_empty(imap_server, mailbox.folder)
-
-
-async def _relay(upstream_port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
-
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-        sink.close()
-
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+    async with tls_relay(imap_server.port, cert, key) as port:
+        mailbox = imap_server.mailbox(security="tls", port=port, tls_ca_file=ca_file)
+        async with running(mailbox, ingestor, sessions):
+            await ingestor.wait_for(1)
+            await wait_until_empty(imap_server, mailbox.folder)
 
 
 @pytest.fixture

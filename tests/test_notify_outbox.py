@@ -74,3 +74,26 @@ async def test_rate_limit_per_recipient(store: Store) -> None:
         seeded = await seed_ticket(store.sessions, number=number)
         await _enqueue(store, settings, [TicketCreated(seeded.ticket_id, seeded.message_id)])
     assert len(await _outbox(store)) == settings.auto_mail_limit_short
+
+
+async def test_a_long_threads_headers_name_its_first_and_latest_messages(store: Store) -> None:
+    from email import message_from_bytes, policy
+
+    from mailtickets.notify.message import MAX_REFERENCES
+
+    settings = notify_settings(store.settings)
+    seeded = await seed_ticket(store.sessions)
+    async with transaction(store.sessions) as session:
+        for n in range(60):  # the client's replies, then a run of our own mails after the last of them
+            direction = Direction.INBOUND if n < 30 else Direction.OUTBOUND
+            session.add(
+                TicketMessage(ticket_id=seeded.ticket_id, direction=direction, message_id=f"m{n}@x", body_text="")
+            )
+    await _enqueue(store, settings, [ClientReplied(seeded.ticket_id, seeded.message_id)])
+    (row,) = await _outbox(store)
+    sent = message_from_bytes(row.raw, policy=policy.default)
+    references = sent["References"].split()
+    assert len(references) == MAX_REFERENCES
+    assert references[0] == "<client-12@client.example>"  # the thread's first message
+    assert references[-1] == "<m29@x>" == sent["In-Reply-To"]  # the client's latest, though 30 mails older
+    assert references[-2] == "<m59@x>"

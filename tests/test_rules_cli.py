@@ -128,3 +128,17 @@ def test_dry_run_explains_and_never_writes(url: str, tmp_path: Path) -> None:
     assert '1. Acme outage: matched  (condition 2: subject regex "outage|down")' in text
     assert "priority: high" in text
     assert counts(url) == before
+
+
+def test_dry_run_reports_the_outcome_ingest_would_give(url: str, tmp_path: Path) -> None:
+    known = json.loads(run(url, "test", eml(tmp_path, "Bob <bob@acme.example>", "Printer"), "--json").output)
+    assert (known["result"]["outcome"], known["result"]["ticket"]) == ("created", "TCK-1")
+    stranger = run(url, "test", eml(tmp_path, "Eve <eve@elsewhere.example>", "Hello"), "--json")
+    result = json.loads(stranger.output)["result"]
+    assert result["outcome"] == "quarantined" and result["ticket"] is None
+    assert result["reason"] == "unknown sender eve@elsewhere.example and no ticket reference"
+    text = run(url, "test", eml(tmp_path, "Eve <eve@elsewhere.example>", "Hello")).output
+    assert "  outcome: quarantined" in text and "  reason: unknown sender eve@elsewhere.example" in text
+    garbage = tmp_path / "garbage.eml"
+    garbage.write_bytes(b"\x00\x01 not mail")
+    assert json.loads(run(url, "test", str(garbage), "--json").output)["result"]["outcome"] == "quarantined"

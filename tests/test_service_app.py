@@ -101,7 +101,7 @@ async def test_run_feeds_imap_and_lmtp_into_the_pipeline_and_stops_cleanly(
     stop.set()
     await asyncio.wait_for(service, 10)
     assert await imap_server.a_uids(imap_server.prefix) == []
-    assert ready == {"status": "ready", "database": "ok", "mailboxes": {mailbox.name: "connected"}}
+    assert ready == {"status": "ready", "database": "ok", "data_dir": "ok", "mailboxes": {mailbox.name: "connected"}}
     assert 'mailtickets_messages_total{outcome="created"} 2.0' in metrics
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,6 +15,8 @@ from mailtickets.api import clients, contacts, operations, quarantine, rules, ti
 from mailtickets.api.deps import AppContext, Context, get_reader, reject_nul
 from mailtickets.api.errors import ApiError, install_error_handlers
 from mailtickets.clock import Clock
+from mailtickets.console import install_console
+from mailtickets.db import ping
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.settings import Settings
 
@@ -74,8 +75,7 @@ def _health_router() -> APIRouter:
     async def healthz(context: Context) -> Health:
         """Liveness and database reachability; answers without a key (as does /readyz)."""
         try:
-            async with context.sessions() as session:
-                await session.execute(text("SELECT 1"))
+            await ping(context.sessions)  # never queues behind a writer: answers while another process writes
         except (SQLAlchemyError, OSError) as exc:
             raise ApiError(503, "unavailable", "database unreachable") from exc
         return Health(status="ok")
@@ -109,4 +109,5 @@ def create_app(
     app.include_router(api)
     app.include_router(_health_router())
     app.include_router(operations.router)
+    install_console(app, settings, clock)  # /admin/: signed in with a password, not an API key
     return app

@@ -68,7 +68,7 @@ async def list_agents(context: Context, _caller: CallerDep) -> list[AgentOut]:
 async def create_agent(context: Context, _caller: CallerDep, data: JsonObject) -> AgentOut:
     fields = parse_model(AgentFields, data, "agent")
     async with transaction(context.sessions) as session:
-        return agent_view(await directory.create_agent(session, fields.name, fields.email, fields.aliases))
+        return agent_view(await directory.create_agent(session, fields.name, fields.email, aliases=fields.aliases))
 
 
 @router.post(

@@ -16,10 +16,7 @@ from mailtickets.api.errors import ERROR_RESPONSES, ApiError
 from mailtickets.api.keys import Caller
 from mailtickets.db import transaction
 from mailtickets.errors import InvalidInput
-from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline.decide import facts_for
-from mailtickets.rules.compile import compile_rules
-from mailtickets.rules.dryrun import dry_run_report
+from mailtickets.pipeline import dryrun
 from mailtickets.rules.model import RuleSpec, rule_from_dict, spec_to_dict
 from mailtickets.rules.store import create_rule, delete_rule, get_rule, load_rules, update_rule
 
@@ -88,20 +85,13 @@ async def dry_run(
     request: Request,
     source: Annotated[str, Query(min_length=1, max_length=200)] = "api",
 ) -> DryRunReport:
-    """How the rules would treat the uploaded message (raw .eml as the body); writes nothing."""
+    """What ingest would do with the uploaded message (raw .eml as the body) and why; writes nothing."""
     raw = await request.body()
     if not raw.strip():
         raise ApiError(400, "nothing_sent", "nothing sent")
     if len(raw) > context.settings.max_message_bytes:
         raise InvalidInput("message too large", {"body": f"at most {context.settings.max_message_bytes} bytes"})
-    try:
-        parsed = parse_message(raw)
-    except UnparseableMessage as exc:
-        raise InvalidInput("the message cannot be parsed", {"body": str(exc)}) from exc
-    async with context.sessions() as session:  # read only: closed without a commit
-        specs = await load_rules(session)
-        facts = await facts_for(session, parsed, source)
-    return DryRunReport.model_validate(dry_run_report(compile_rules(specs), facts))
+    return DryRunReport.model_validate(await dryrun.dry_run(context.pipeline, raw, source))
 
 
 @router.get("/{name}", response_model=RuleOut)

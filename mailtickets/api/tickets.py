@@ -102,7 +102,7 @@ async def download_attachment(context: Context, _caller: CallerDep, ref: Ref, at
     files = FileStore(context.settings.attachments_dir)
     if not files.exists(attachment.sha256):
         raise NotFound(f"the file of attachment {attachment_id} is missing from the store")
-    disposition = _content_disposition(attachment.filename)
+    disposition = content_disposition(attachment.filename)
     return Response(
         files.get(attachment.sha256),
         media_type="application/octet-stream",
@@ -257,7 +257,7 @@ async def _assign(session: AsyncSession, context: AppContext, ticket: Ticket, em
     return await lifecycle.assign(session, context.settings, context.clock.now(), ticket.reference, email)
 
 
-def _content_disposition(filename: str) -> str:
+def content_disposition(filename: str) -> str:
     # RFC 6266: an ASCII fallback plus the UTF-8 name percent-encoded (RFC 5987).
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename) or "attachment"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -17,7 +17,7 @@ from mailtickets.cli.common import CliState, config_option, settings_from
 # the IMAP server of the demo, or Alembic.
 LAZY_COMMANDS = {
     "db": "mailtickets.cli.core:db",
-    "ingest": "mailtickets.cli.core:ingest",
+    "ingest": "mailtickets.cli.pipe:ingest",
     "tickets": "mailtickets.cli.lifecycle:tickets_group",
     "clients": "mailtickets.cli.directory:clients",
     "contacts": "mailtickets.cli.directory:contacts",
@@ -51,4 +51,11 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """mailtickets: email to helpdesk tickets."""
-    ctx.obj = CliState(settings_from(config_file))
+    try:
+        ctx.obj = CliState(settings_from(config_file))
+    except click.ClickException as exc:
+        if ctx.invoked_subcommand == "ingest":  # the MTA's pipe: a config error must not bounce the mail
+            from mailtickets.cli.pipe import tempfail
+
+            tempfail(exc.format_message())
+        raise

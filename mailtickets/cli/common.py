@@ -38,6 +38,8 @@ def settings_from(config_file: Path | None) -> Settings:
         return load_settings(config_file)
     except (ConfigFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # e.g. a config file the MTA's user may not read
+        raise click.ClickException(f"config file unreadable: {exc}") from exc
 
 
 def run_with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:

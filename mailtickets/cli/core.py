@@ -1,21 +1,12 @@
-"""Core commands: database, ingest (pipe mode), tickets list/show."""
+"""Core commands: database, tickets list/show (the pipe, `mailtickets ingest`, is in cli/pipe.py)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import upgrade
-from mailtickets.errors import TemporaryError
-from mailtickets.ingest.result import IngestResult
-from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.tickets.views import ticket_detail, ticket_rows
-
-EX_TEMPFAIL = 75  # sendmail/Postfix convention: keep the message and try again later
 
 
 @click.group()
@@ -29,40 +20,6 @@ def db_upgrade(state: CliState) -> None:
     """Apply schema migrations up to the newest."""
     upgrade(state.settings.database_url)
     click.echo("database is up to date")
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
-@click.option("--source", default="pipe", show_default=True, help="Name recorded as the message's source.")
-@click.argument("files", nargs=-1, type=click.Path(allow_dash=True, path_type=Path))
-@pass_state
-def ingest(state: CliState, as_json: bool, source: str, files: tuple[Path, ...]) -> None:
-    """Ingest messages from FILEs, or one message from standard input (no FILE or `-`)."""
-    inputs = list(files) or [Path("-")]
-
-    async def work(sessions: async_sessionmaker[AsyncSession]) -> list[IngestResult]:
-        pipeline = Pipeline(state.settings, sessions)
-        results = []
-        for item in inputs:
-            raw = sys.stdin.buffer.read() if str(item) == "-" else item.read_bytes()
-            result = await pipeline.ingest(raw, source)
-            _print_result(item, result, as_json)
-            results.append(result)
-        return results
-
-    try:
-        run_with_store(state.settings, work)
-    except TemporaryError as exc:
-        click.echo(f"temporary failure, try again later: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
-
-
-def _print_result(item: Path, result: IngestResult, as_json: bool) -> None:
-    if as_json:
-        echo_json({"file": str(item), **result.as_json()})
-    else:
-        reason = f" ({result.reason})" if result.reason else ""
-        click.echo(f"{item}: {result.outcome.value} {result.ticket or '-'}{reason}")
 
 
 @click.group()
@@ -108,4 +65,4 @@ def tickets_show(state: CliState, reference: str, as_json: bool) -> None:
             click.echo(f"[attachment] {attachment['filename']} ({attachment['size']} bytes)")
 
 
-COMMANDS = [db, ingest, tickets]
+COMMANDS = [db, tickets]

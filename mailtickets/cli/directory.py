@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailtickets import directory
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
+from mailtickets.directory.accounts import generate_password, set_password
 from mailtickets.directory.views import agent_view, client_view, contact_view
 from mailtickets.errors import NotFound
+from mailtickets.models import AgentRole
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -135,13 +137,20 @@ def agents() -> None:
 @click.option("--name", required=True)
 @click.option("--email", required=True)
 @click.option("--alias", "aliases", multiple=True, help="Another address the agent writes from (repeatable).")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in AgentRole]),
+    default="agent",
+    show_default=True,
+    help="admin: may also change rules, clients, contacts and agents in the console.",
+)
 @pass_state
-def agents_add(state: CliState, name: str, email: str, aliases: tuple[str, ...]) -> None:
-    """Add an agent."""
+def agents_add(state: CliState, name: str, email: str, aliases: tuple[str, ...], role: str) -> None:
+    """Add an agent (set a console password with `agents set-password`)."""
 
     async def work(sessions: Sessions) -> dict[str, Any]:
         async with transaction(sessions) as session:
-            agent = await directory.create_agent(session, name, email, aliases)
+            agent = await directory.create_agent(session, name, email, AgentRole(role), aliases)
             return agent_view(agent).model_dump(mode="json")
 
     row = run_with_store(state.settings, work)
@@ -185,6 +194,26 @@ def agents_alias_remove(state: CliState, email: str, alias: str) -> None:
     _change_alias(state, email, alias, add=False)
 
 
+@agents.command("set-password")
+@click.argument("email")
+@click.option("--generate", is_flag=True, help="Make a one-time password and print it (instead of prompting).")
+@pass_state
+def agents_set_password(state: CliState, email: str, generate: bool) -> None:
+    """Set the console password of the agent EMAIL (prompted twice, never echoed)."""
+    password = generate_password() if generate else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def work(sessions: Sessions) -> str:
+        async with transaction(sessions) as session:
+            return (await set_password(session, email, password)).email
+
+    address = run_with_store(state.settings, work)
+    if generate:
+        click.echo(f"one-time password for {address}; hand it over now, it is not shown again:")
+        click.echo(password)
+    else:
+        click.echo(f"password set for {address}")
+
+
 @agents.command("list")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array.")
 @pass_state
@@ -200,7 +229,7 @@ def agents_list(state: CliState, as_json: bool) -> None:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{', '.join(row['aliases'])}")
+        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{row['role']}\t{', '.join(row['aliases'])}")
 
 
 COMMANDS = [clients, contacts, agents]

@@ -11,10 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.cli.common import CliState, echo_json, pass_state, run_with_store
 from mailtickets.db import transaction
-from mailtickets.parse.parser import UnparseableMessage, parse_message
-from mailtickets.pipeline.decide import facts_for
-from mailtickets.rules.compile import compile_rules
-from mailtickets.rules.dryrun import dry_run_report
+from mailtickets.pipeline.dryrun import dry_run
+from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.rules.model import RulesInvalid, RuleSpec
 from mailtickets.rules.store import load_rules, replace_all_rules
 from mailtickets.rules.toml_io import dump_rules_toml, load_rules_toml
@@ -81,17 +79,11 @@ def import_rules(state: CliState, file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @pass_state
 def test_rules(state: CliState, message: Path, source: str, as_json: bool) -> None:
-    """Dry run: show how the rules would treat MESSAGE (.eml). Writes nothing."""
-    try:
-        parsed = parse_message(message.read_bytes())
-    except UnparseableMessage as exc:
-        raise click.ClickException(f"{message}: cannot parse: {exc}") from exc
+    """Dry run: what ingest would do with MESSAGE (.eml) and how the rules treat it. Writes nothing."""
+    raw = message.read_bytes()
 
     async def work(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        async with sessions() as session:  # read only: closed without a commit
-            specs = await load_rules(session)
-            facts = await facts_for(session, parsed, source)
-        return dry_run_report(compile_rules(specs), facts)
+        return await dry_run(Pipeline(state.settings, sessions), raw, source)
 
     report = run_with_store(state.settings, work)
     if as_json:

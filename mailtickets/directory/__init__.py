@@ -19,6 +19,7 @@ from mailtickets.directory.clients import (
     get_client_by_name,
     list_clients,
     remove_domain,
+    update_client,
 )
 from mailtickets.directory.contacts import (
     ContactQuery,
@@ -58,6 +59,7 @@ __all__ = [
     "list_contacts",
     "remove_alias",
     "remove_domain",
+    "update_client",
     "update_contact",
     "upsert_contact",
 ]

@@ -17,7 +17,7 @@ from mailtickets.directory.validation import (
     require_name,
 )
 from mailtickets.errors import InvalidInput, NotFound
-from mailtickets.models import Agent, AgentAlias
+from mailtickets.models import Agent, AgentAlias, AgentRole
 
 
 def _agent_fields(name: str, email: str) -> tuple[str, str]:
@@ -48,13 +48,15 @@ async def _address_owner(session: AsyncSession, email: str) -> str | None:
     return f"agent {alias.agent_id} (an alias)" if alias is not None else None
 
 
-async def create_agent(session: AsyncSession, name: str, email: str, aliases: Sequence[str] = ()) -> Agent:
+async def create_agent(
+    session: AsyncSession, name: str, email: str, role: AgentRole = AgentRole.AGENT, aliases: Sequence[str] = ()
+) -> Agent:
     """A new agent; Conflict when another agent has the email or an alias (case-insensitively)."""
     name, email = _agent_fields(name, email)
     owner = await _address_owner(session, email)
     if owner is not None:
         raise FieldConflict(f"{owner} already has {email}", {"email": "taken"})
-    agent = Agent(name=name, email=email, aliases=[])
+    agent = Agent(name=name, email=email, role=role, aliases=[])
     session.add(agent)
     try:
         await session.flush()

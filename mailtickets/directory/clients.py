@@ -36,6 +36,18 @@ async def create_client(session: AsyncSession, name: str, domains: list[str] | N
     return client
 
 
+async def update_client(session: AsyncSession, client_id: int, name: str, notes: str | None) -> Client:
+    """Rename a client and set its notes; Conflict when another client has the name."""
+    client = await get_client(session, client_id)
+    name = require_name(name, max_length=CLIENT_NAME_MAX)
+    clash = await session.scalar(select(Client).where(Client.name == name, Client.id != client_id))
+    if clash is not None:
+        raise FieldConflict(f"a client named {name!r} already exists (id {clash.id})", {"name": "taken"})
+    client.name, client.notes = name, (notes or None)
+    await _flush(session)
+    return client
+
+
 async def add_domain(session: AsyncSession, client_id: int, domain: str) -> ClientDomain:
     """Register one more domain for a client (idempotent when the client already has it)."""
     client = await get_client(session, client_id)

@@ -48,6 +48,8 @@ class AgentOut(BaseModel):
     email: str
     active: bool
     aliases: list[str]  # other addresses the agent writes from
+    role: str = "agent"
+    can_log_in: bool = False  # a console password is set
 
 
 def client_view(client: Client) -> ClientOut:
@@ -68,5 +70,12 @@ def contact_view(contact: Contact) -> ContactOut:
 
 
 def agent_view(agent: Agent) -> AgentOut:
-    aliases = [a.email for a in agent.aliases]
-    return AgentOut(id=agent.id, name=agent.name, email=agent.email, active=agent.active, aliases=aliases)
+    return AgentOut(
+        id=agent.id,
+        name=agent.name,
+        email=agent.email,
+        active=agent.active,
+        aliases=[a.email for a in agent.aliases],
+        role=agent.role.value,
+        can_log_in=agent.password_hash is not None,
+    )

@@ -1,9 +1,9 @@
 """The IMAP listener: one per mailbox; catch-up, then IDLE (or NOOP polling), forever.
 
-Order of work: fetch a batch, run each message through the pipeline (which commits it), then move or
-flag the committed ones on the server (one command per batch), then remember the highest UID.  A crash
-anywhere in between means a message is fetched again on restart and the pipeline's dedupe answers
-"duplicate": nothing is lost, nothing is doubled.
+Order of work: fetch a batch, hand it to the pipeline at once (which commits it together, see
+pipeline/batch.py), then move or flag the committed ones on the server (one command per batch), then
+remember the highest UID.  A crash anywhere in between means a message is fetched again on restart and
+the pipeline's dedupe answers "duplicate": nothing is lost, nothing is doubled.
 Every failure ends the session and reconnects after an exponential, jittered, capped back-off.
 """
 
@@ -199,29 +199,35 @@ class MailboxListener:
         return last_uid
 
     async def _process_batch(self, session: ImapSession, fetched: list[tuple[int, bytes]]) -> int:
-        """Ingest (each one commits), then settle the committed ones on the server in one command each.
+        """Ingest the batch (handed over at once, so the pipeline commits it together), then settle the
+        committed ones on the server in one command each.
 
         A crash before settling means they are fetched again and the pipeline answers "duplicate".
+        Returns the highest UID below the first failure: a failed message is fetched again later.
         """
+        if self._stop.is_set():
+            return 0
+        source = f"imap:{self.mailbox.name}"
+        # Shielded: a SIGTERM or a lost lease lets the batch in hand finish committing.
+        outcomes = await asyncio.shield(
+            asyncio.gather(*(self._ingestor.ingest(raw, source) for _, raw in fetched), return_exceptions=True)
+        )
         done: list[tuple[int, Outcome]] = []
-        failure: TemporaryError | None = None
-        for uid, raw in fetched:
-            if self._stop.is_set():
-                break
-            try:
-                # Shielded: a SIGTERM or a lost lease lets the message in hand finish committing.
-                result = await asyncio.shield(self._ingestor.ingest(raw, f"imap:{self.mailbox.name}"))
-            except TemporaryError as exc:
-                failure = exc
-                break
+        failure: BaseException | None = None
+        last_uid = 0
+        for (uid, _), result in zip(fetched, outcomes, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
             _log_result(self.mailbox.name, uid, result)
             done.append((uid, result.outcome))
-        await self._settle(session, done)
+            last_uid = uid if failure is None else last_uid
+        await self._settle(session, done, last_uid)
         if failure is not None:
             raise failure
-        return max((uid for uid, _ in done), default=0)
+        return last_uid
 
-    async def _settle(self, session: ImapSession, done: list[tuple[int, Outcome]]) -> None:
+    async def _settle(self, session: ImapSession, done: list[tuple[int, Outcome]], last_uid: int) -> None:
         if not done:
             return
         m = self.mailbox
@@ -233,7 +239,8 @@ class MailboxListener:
             await session.move(handled, m.processed_folder)
         elif handled:
             await session.flag_seen(handled)
-        await self._state.save(m.name, max(uid for uid, _ in done))
+        if last_uid:
+            await self._state.save(m.name, last_uid)
 
 
 def _log_result(mailbox: str, uid: int, result: IngestResult) -> None:

@@ -3,7 +3,11 @@
 aioimaplib never fails pending commands when the connection drops, and its own timeout only covers
 silence between lines; so each command here races the connection-lost signal and an overall deadline.
 It has no STARTTLS either: `_StartTlsIMAP4` negotiates it on a plain stream, upgrades the socket and
-hands it to aioimaplib's protocol as if the connection had just opened.
+hands it to aioimaplib's protocol as if the connection had just opened. That stream's `StreamWriter`
+must live as long as the connection: later CPython 3.11 releases (3.11.7 here; not Debian's 3.11.2) added
+a `StreamWriter.__del__` that closes its transport, which after `start_tls` is the TLS one aioimaplib reads.
+Dropped, the writer sat in a reference cycle with its `StreamReaderProtocol`, and the next garbage
+collection cut the connection (every few seconds under load: "connection lost; reconnecting").
 """
 
 from __future__ import annotations
@@ -119,9 +123,13 @@ class _IMAP4(aioimaplib.IMAP4):  # type: ignore[misc]
 class _StartTlsIMAP4(_IMAP4):
     """aioimaplib's client over a connection upgraded with STARTTLS before the protocol sees it."""
 
+    # The negotiation's streams, held for the connection's lifetime (see the module docstring).
+    _plain_streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
     async def _connect(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
         context = context or ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         reader, writer = await asyncio.open_connection(host, port)
+        self._plain_streams = (reader, writer)
         greeting = await reader.readline()
         if not greeting.startswith(b"* OK"):
             writer.close()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailtickets.clock import Clock
 from mailtickets.models import Agent, OutboxMail, OutboxState
 from mailtickets.notify import guard
-from mailtickets.notify.message import OutgoingMail, build_message, to_bytes
+from mailtickets.notify.message import OutgoingMail, to_bytes
 from mailtickets.notify.msgid import make_message_id
 from mailtickets.notify.templates import MailContext, TicketView, cached_environment, render
 from mailtickets.settings import Settings
@@ -94,7 +94,7 @@ async def enqueue_refusal(
             recipient=address,
             message_id=mail.message_id,
             automatic=True,
-            raw=to_bytes(build_message(mail)),
+            raw=to_bytes(mail),
             state=OutboxState.PENDING,
             attempts=0,
             next_attempt_at=now,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +62,7 @@ class Context:
     source: str
     # The trusted receiving system's verdict on the From address (trust/); NO_VERDICT when none applies.
     sender_auth: SenderAuth = NO_VERDICT
+    matched_rules: list[str] = field(default_factory=list)  # filled by decide: the trace records them
 
 
 async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
@@ -76,6 +77,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
     automatic = automatic_reason(parsed)
     sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
+    context.matched_rules.extend(ruling.matched_rules if ruling is not None else ())
     if ruling is not None and ruling.ends_processing:
         return _ruled_out(ruling)
     if automatic:

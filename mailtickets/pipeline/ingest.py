@@ -8,8 +8,10 @@ the same message arriving again (another mailbox, a retry after a crash) is a `d
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,10 +27,11 @@ from mailtickets.metrics import Metrics, observed_ingest
 from mailtickets.models import Client, InboundMail, Outcome, QuarantineState, Ticket
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.parse.parser import UnparseableMessage, parse_message
+from mailtickets.pipeline.batch import GroupCommit
 from mailtickets.pipeline.decide import Context, Decision, decide, decide_release, facts_for, record_events
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
-from mailtickets.storage import FileStore
+from mailtickets.storage import FileStore, UnwrittenFileStore
 from mailtickets.trust.authres import NO_VERDICT, SenderAuth
 from mailtickets.trust.dkim import TxtLookup
 from mailtickets.trust.verdict import verdict_for
@@ -39,10 +42,28 @@ INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which the
 
 
 @dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """What ingest would do with a message now, and the message as parsed (None: it cannot be)."""
+
+    result: IngestResult
+    parsed: ParsedMessage | None
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     raw: bytes
     source: str
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A received message, parsed (or why it could not be), waiting for its turn in a group commit."""
+
+    received: Received
+    parsed: ParsedMessage | None
+    problem: str | None
+    verdict: SenderAuth
 
 
 class Pipeline:
@@ -65,6 +86,7 @@ class Pipeline:
         self.rules = RuleCache()
         # False for imports of old mail (backfill): tickets are made, nobody is mailed about them.
         self.notify = notify
+        self.batches = GroupCommit(sessions, self._in_batch, self._alone, settings.ingest_batch_size)
 
     @observed_ingest
     async def ingest(self, raw: bytes, source: str) -> IngestResult:
@@ -74,15 +96,41 @@ class Pipeline:
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = self._parse(raw)
         verdict = await self._verdict(parsed, raw)
-
-        async def work(session: AsyncSession, attempt: int) -> IngestResult:
-            # Optimistic first: the unique dedupe key refuses a duplicate at the insert, and the retry
-            # then looks it up. Fresh mail (nearly all of it) saves a query.
-            return await self._process(session, received, parsed, problem, verdict, look_up_first=attempt > 0)
-
-        result = await self._in_transaction(work)
+        # Concurrent deliveries (an IMAP fetch, LMTP sessions) share one commit; returns after it.
+        result = await self.batches.submit(Ready(received, parsed, problem, verdict))
         self._log(result, received)
         return result
+
+    async def _in_batch(self, session: AsyncSession, ready: Ready) -> IngestResult:
+        # Optimistic: the unique dedupe key refuses a duplicate at the insert, and the message is then
+        # retried alone, looking it up. Fresh mail (nearly all of it) saves a query.
+        return await self._process(
+            session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=False
+        )
+
+    async def _alone(self, ready: Ready) -> IngestResult:
+        async def work(session: AsyncSession, attempt: int) -> IngestResult:
+            return await self._process(
+                session, ready.received, ready.parsed, ready.problem, ready.verdict, look_up_first=attempt > 0
+            )
+
+        return await self._in_transaction(work)
+
+    async def rehearse(self, raw: bytes, source: str) -> Rehearsal:
+        """The dry run: `ingest`'s own decision code on a transaction that is rolled back, with file
+        stores that write nothing, so the outcome it reports is the one ingest would give."""
+        received = Received(raw, source, hashlib.sha256(raw).hexdigest())
+        parsed, problem = self._parse(raw)
+        verdict = await self._verdict(parsed, raw)
+        rehearsal = copy.copy(self)
+        rehearsal.files = UnwrittenFileStore(self.files.root)
+        rehearsal.raw_store = UnwrittenFileStore(self.raw_store.root)
+        async with self.sessions() as session:
+            try:
+                result = await rehearsal._process(session, received, parsed, problem, verdict, look_up_first=True)
+            finally:
+                await session.rollback()
+        return Rehearsal(result, parsed)
 
     async def _verdict(self, parsed: ParsedMessage | None, raw: bytes) -> SenderAuth:
         if parsed is None:
@@ -179,12 +227,13 @@ class Pipeline:
                 parsed.message_id if parsed else None,
                 existing.authenticated,
             )
+        matched: list[str] = []
         if parsed is None:
             decision = Decision(Outcome.QUARANTINED, reason=problem)
         else:
-            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict)
+            context = Context(session, self.settings, self.clock, self.files, parsed, received.source, verdict, matched)
             decision = await decide(context, await self.rules.active_rules(session))
-            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated)
+            return await self._commit_decision(session, received, parsed, key, decision, verdict.authenticated, matched)
         return await self._commit_decision(session, received, parsed, key, decision)
 
     async def _commit_decision(
@@ -195,10 +244,12 @@ class Pipeline:
         key: str,
         decision: Decision,
         authenticated: bool | None = None,
+        matched_rules: list[str] | None = None,
     ) -> IngestResult:
         if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
             decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
+        record.matched_rules = matched_rules or None
         session.add(record)
         if decision.message is not None:
             decision.message.inbound_mail = record  # one flush inserts the record, then the message
@@ -228,6 +279,7 @@ class Pipeline:
             reason=decision.reason,
             ticket_id=decision.ticket.id if decision.ticket else None,
             raw_stored=keep_raw,
+            headers=header_block(received.raw),
             quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
             received_at=self.clock.now(),
             authenticated=authenticated,
@@ -244,7 +296,7 @@ async def held_message(session: AsyncSession, inbound_id: int) -> InboundMail:
     return held
 
 
-__all__ = ["Pipeline", "dedupe_key", "facts_for", "held_message"]
+__all__ = ["Pipeline", "Rehearsal", "dedupe_key", "facts_for", "held_message"]
 
 
 def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
@@ -252,3 +304,15 @@ def dedupe_key(parsed: ParsedMessage | None, sha256: str) -> str:
     if parsed is None or parsed.message_id is None:
         return f"sha256:{sha256}"
     return f"mid:{parsed.message_id}|{parsed.sender or ''}"[:1100]
+
+
+MAX_TRACE_HEADER_CHARS = 16_000
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def header_block(raw: bytes) -> str:
+    """The header section as received, for the console's trace (bounded; shown as text, never as HTML)."""
+    window = raw[: MAX_TRACE_HEADER_CHARS * 4]
+    blank = _BLANK_LINE.search(window)
+    head = window[: blank.start()] if blank else window
+    return head.decode("utf-8", "replace").replace("\x00", "")[:MAX_TRACE_HEADER_CHARS]

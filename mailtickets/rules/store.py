@@ -8,6 +8,7 @@ RuleChange row with the actor (the OS user for the CLI, the API key name for the
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,18 +104,23 @@ async def rules_version(session: AsyncSession) -> Version:
 class RuleCache:
     """Compiled enabled rules, re-read only when `rules_version` changes.
 
-    So a change applies to the next message without a restart, at the cost of one small query per message.
+    The version is checked at most once per transaction: the messages of one group commit share it, so
+    a change applies from the next batch on, without a restart, for one small query per batch.
     """
 
     def __init__(self) -> None:
         self._version: Version | None = None
         self._rules: tuple[CompiledRule, ...] = ()
+        self._checked_in: weakref.ref[AsyncSession] | None = None
 
     async def active_rules(self, session: AsyncSession) -> tuple[CompiledRule, ...]:
+        if self._checked_in is not None and self._checked_in() is session:
+            return self._rules
         version = await rules_version(session)
         if version != self._version:
             self._rules = _compile_usable(await _rows(session, enabled_only=True))
             self._version = version
+        self._checked_in = weakref.ref(session)
         return self._rules
 
 

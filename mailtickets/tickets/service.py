@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
@@ -47,16 +49,23 @@ class NewTicket:
 
 async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
     """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    upsert = (
+    upsert = _counter_upsert(session.get_bind().dialect.name)
+    return int((await session.execute(upsert, {"prefix": prefix})).scalar_one())
+
+
+@cache
+def _counter_upsert(dialect: str) -> ReturningInsert[int]:
+    """Built once per dialect (it is on every new ticket's path); the prefix is bound at execution."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement: ReturningInsert[int] = (
         insert(TicketCounter)
-        .values(prefix=prefix, last_number=1)
+        .values(prefix=bindparam("prefix"), last_number=1)
         .on_conflict_do_update(
             index_elements=[TicketCounter.prefix], set_={"last_number": TicketCounter.last_number + 1}
         )
         .returning(TicketCounter.last_number)
     )
-    return int((await session.execute(upsert)).scalar_one())
+    return statement
 
 
 async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now: datetime) -> Ticket:

@@ -1,7 +1,7 @@
 """agent aliases and the author role of ticket messages
 
-Revision ID: 0003_agent_aliases
-Revises: 0002_sender_trust
+Revision ID: 0004_agent_aliases
+Revises: 0003_console
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_agent_aliases"
-down_revision: str | None = "0002_sender_trust"
+revision: str = "0004_agent_aliases"
+down_revision: str | None = "0003_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
