@@ -95,6 +95,12 @@ class Outcome(enum.StrEnum):
     DROPPED = "dropped"
 
 
+class AuthorRole(enum.StrEnum):
+    CLIENT = "client"
+    AGENT = "agent"
+    SYSTEM = "system"  # mail we sent on our own: acknowledgements, notices, copies of agents' replies
+
+
 class AgentRole(enum.StrEnum):
     ADMIN = "admin"
     AGENT = "agent"
@@ -184,6 +190,11 @@ class Agent(Timestamped, Base):
     role: Mapped[AgentRole] = mapped_column(_enum(AgentRole, 8), default=AgentRole.AGENT, server_default="agent")
     password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2id; None: cannot log in
 
+    # Loaded where asked for (directory views, agent mail): the agent is joined to every ticket read.
+    aliases: Mapped[list[AgentAlias]] = relationship(
+        back_populates="agent", cascade="all, delete-orphan", lazy="raise_on_sql", order_by="AgentAlias.email"
+    )
+
 
 class ConsoleSession(Base):
     """A signed-in console browser: the cookie holds the token, the table only its SHA-256."""
@@ -197,6 +208,19 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
     agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class AgentAlias(Base):
+    """Another address an agent writes from (a shared inbox, an old address); unique case-insensitively."""
+
+    __tablename__ = "agent_aliases"
+    __table_args__ = (Index("uq_agent_aliases_email_lower", func.lower("email"), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(191))
+
+    agent: Mapped[Agent] = relationship(back_populates="aliases")
 
 
 class TicketCounter(Base):
@@ -260,6 +284,8 @@ class TicketMessage(Base):
     author_email: Mapped[str | None] = mapped_column(String(320))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # Who wrote it: the client side, an agent (by mail or the API), or we (notifications); None: older rows.
+    author_role: Mapped[AuthorRole | None] = mapped_column(_enum(AuthorRole, length=8))
     # Message-IDs are stored without angle brackets; indexed because threading looks them up.
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(Text)

@@ -42,6 +42,7 @@ ReopenPolicy = Literal["reopen-within-window", "new-linked", "always-reopen"]
 UnknownSenderPolicy = Literal["quarantine", "drop"]
 UnauthenticatedSenderPolicy = Literal["unknown", "accept"]
 AcknowledgeNewContacts = Literal["authenticated", "always", "never"]
+AgentMailRequires = Literal["either", "dmarc", "signed-reply", "both"]
 
 
 class MailboxSettings(BaseModel):
@@ -92,6 +93,12 @@ class Settings(BaseSettings):
     acknowledge_new_contacts: AcknowledgeNewContacts = "authenticated"
     dkim_verify: bool = False  # our own DKIM check where no trusted authserv-id gave a verdict
     keep_remote_resources: bool = False  # stored HTML keeps remote images (tracking pixels); cid: images always
+
+    # Agents working from their inbox
+    agent_mail_requires: AgentMailRequires = "either"
+    note_address: str | None = None  # e.g. support+note@helpdesk.example: agents' mail to it is a private note
+    agent_forward_as_client: bool = True
+    support_display_name: str = "Support"  # agents' replies go out as "Dan via Support" <support_address>
 
     # Limits
     max_message_bytes: int = 25 * MEGABYTE

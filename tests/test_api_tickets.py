@@ -138,6 +138,7 @@ async def test_reply_is_mailed_and_note_is_not(api: httpx.AsyncClient, sqlite_st
     assert len(await _outbox(sqlite_store)) == before
     reply = await api.post(f"{BASE}/{ref}/replies", json={"body": "On it.", "agent": "dan@helpdesk.example"})
     assert reply.status_code == 201 and reply.json()["author_email"] == "dan@helpdesk.example"
+    assert (note.json()["author_role"], reply.json()["author_role"]) == ("agent", "agent")
     mailed = await _outbox(sqlite_store)
     assert [m.recipient for m in mailed[before:]] == ["alice@acme.example"]
     assert (await api.post(f"{BASE}/{ref}/replies", json={"body": ""})).status_code == 422

@@ -6,7 +6,14 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailtickets.notify.message import MAX_LINE, MAX_REFERENCES, OutgoingMail, thread_references, to_bytes
+from mailtickets.notify.message import (
+    MAX_LINE,
+    MAX_REFERENCES,
+    MailAttachment,
+    OutgoingMail,
+    thread_references,
+    to_bytes,
+)
 
 
 def _mail(**overrides: object) -> OutgoingMail:
@@ -44,6 +51,35 @@ def test_threading_headers() -> None:
     assert parsed["References"] == "<c1@x> <c2@x>"
     assert parsed["Auto-Submitted"] == "auto-replied"
     assert parsed["Message-ID"] == "<TCK-3.abc.def@helpdesk.example>"
+
+
+def test_an_agents_reply_carries_the_display_name_and_the_attachments() -> None:
+    files = (
+        MailAttachment("Bericht\r\nBcc: x@evil.example.pdf", "application/pdf", b"%PDF-1.4\x00\xff"),
+        MailAttachment("メモ.txt", "text/plain", "こんにちは\n".encode()),
+        MailAttachment("original.eml", "message/rfc822", b"From: a@b\r\n\r\nhi\r\n"),  # may not be base64
+    )
+    raw = to_bytes(_mail(sender_name="Dan via Support", attachments=files))
+    assert raw.isascii() and all(len(line) <= MAX_LINE for line in raw.split(b"\r\n"))
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/mixed" and parsed["Bcc"] is None
+    assert parsed["From"].addresses[0].display_name == "Dan via Support"
+    assert parsed["From"].addresses[0].addr_spec == "support@helpdesk.example"
+    assert parsed["Reply-To"].addresses[0].display_name == ""
+    text = parsed.get_body(("plain",))
+    assert text is not None and text.get_content().replace("\r\n", "\n") == "こんにちは\n"
+    got = [(a.get_filename(), a.get_content_type(), a.get_payload(decode=True)) for a in parsed.iter_attachments()]
+    assert got == [
+        ("Bericht Bcc: x@evil.example.pdf", "application/pdf", b"%PDF-1.4\x00\xff"),
+        ("メモ.txt", "text/plain", "こんにちは\n".encode()),
+        ("original.eml", "application/octet-stream", b"From: a@b\r\n\r\nhi\r\n"),
+    ]
+
+
+def test_without_attachments_the_mail_stays_alternative() -> None:
+    parsed = message_from_bytes(to_bytes(_mail()), policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert parsed["From"].addresses[0].display_name == ""
 
 
 def test_references_end_with_the_parent_and_are_capped() -> None:

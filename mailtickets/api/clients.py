@@ -1,4 +1,4 @@
-"""/api/v1/clients (with their registered domains) and /api/v1/agents."""
+"""/api/v1/clients (with their registered domains) and /api/v1/agents (with their aliases)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mailtickets import directory
 from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, Page, RowId, body_of, page_of
 from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.db import transaction
-from mailtickets.directory.validation import AgentFields, ClientFields, DomainFields, parse_model
+from mailtickets.directory.validation import AgentFields, AliasFields, ClientFields, DomainFields, parse_model
 from mailtickets.directory.views import AgentOut, ClientOut, agent_view, client_view
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -74,4 +74,26 @@ async def list_agents(context: Context, _caller: CallerDep, limit: Limit = 50, o
 async def create_agent(context: Context, _caller: CallerDep, data: JsonObject) -> AgentOut:
     fields = parse_model(AgentFields, data, "agent")
     async with transaction(context.sessions) as session:
-        return agent_view(await directory.create_agent(session, fields.name, fields.email))
+        return agent_view(await directory.create_agent(session, fields.name, fields.email, aliases=fields.aliases))
+
+
+@router.post(
+    "/agents/{agent_id}/aliases",
+    status_code=201,
+    response_model=AgentOut,
+    tags=["agents"],
+    openapi_extra=body_of(AliasFields),
+)
+async def add_alias(context: Context, _caller: CallerDep, agent_id: RowId, data: JsonObject) -> AgentOut:
+    """Another address the agent writes from; 409 when any agent already has it."""
+    fields = parse_model(AliasFields, data, "alias")
+    async with transaction(context.sessions) as session:
+        await directory.add_alias(session, await directory.get_agent(session, agent_id), fields.alias)
+        return agent_view(await directory.get_agent(session, agent_id))
+
+
+@router.delete("/agents/{agent_id}/aliases/{alias}", status_code=204, response_class=Response, tags=["agents"])
+async def remove_alias(context: Context, _caller: CallerDep, agent_id: RowId, alias: str) -> Response:
+    async with transaction(context.sessions) as session:
+        await directory.remove_alias(session, await directory.get_agent(session, agent_id), alias)
+    return Response(status_code=204)

@@ -33,6 +33,7 @@ class MessageOut(BaseModel):
     id: int
     direction: Literal["inbound", "outbound"]
     public: bool
+    author_role: Literal["client", "agent", "system"]
     author_name: str | None
     author_email: str | None
     message_id: str | None

@@ -15,6 +15,7 @@ from mailtickets.directory.accounts import generate_password, set_password
 from mailtickets.directory.agents import set_agent_active
 from mailtickets.directory.contacts import set_contact_active
 from mailtickets.directory.views import agent_view, client_view, contact_view
+from mailtickets.errors import NotFound
 from mailtickets.models import AgentRole
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -161,6 +162,7 @@ def agents() -> None:
 @agents.command("add")
 @click.option("--name", required=True)
 @click.option("--email", required=True)
+@click.option("--alias", "aliases", multiple=True, help="Another address the agent writes from (repeatable).")
 @click.option(
     "--role",
     type=click.Choice([r.value for r in AgentRole]),
@@ -169,16 +171,53 @@ def agents() -> None:
     help="admin: may also change rules, clients, contacts and agents in the console.",
 )
 @pass_state
-def agents_add(state: CliState, name: str, email: str, role: str) -> None:
+def agents_add(state: CliState, name: str, email: str, aliases: tuple[str, ...], role: str) -> None:
     """Add an agent (set a console password with `agents set-password`)."""
 
     async def work(sessions: Sessions) -> dict[str, Any]:
         async with transaction(sessions) as session:
-            agent = await directory.create_agent(session, name, email, AgentRole(role))
+            agent = await directory.create_agent(session, name, email, AgentRole(role), aliases)
             return agent_view(agent).model_dump(mode="json")
 
     row = run_with_store(state.settings, work)
-    click.echo(f"agent {row['id']}: {row['name']} <{row['email']}>")
+    also = f" (also {', '.join(row['aliases'])})" if row["aliases"] else ""
+    click.echo(f"agent {row['id']}: {row['name']} <{row['email']}>{also}")
+
+
+@agents.group("alias")
+def agents_alias() -> None:
+    """Other addresses an agent writes from."""
+
+
+def _change_alias(state: CliState, email: str, alias: str, *, add: bool) -> None:
+    async def work(sessions: Sessions) -> None:
+        async with transaction(sessions) as session:
+            agent = await directory.find_agent_by_email(session, email)
+            if agent is None:
+                raise NotFound(f"no agent {email}")
+            change = directory.add_alias if add else directory.remove_alias
+            await change(session, agent, alias)
+
+    run_with_store(state.settings, work)
+    click.echo(f"{alias} {'is now' if add else 'is no longer'} an alias of {email}")
+
+
+@agents_alias.command("add")
+@click.argument("email")
+@click.argument("alias")
+@pass_state
+def agents_alias_add(state: CliState, email: str, alias: str) -> None:
+    """Let the agent EMAIL also write from ALIAS."""
+    _change_alias(state, email, alias, add=True)
+
+
+@agents_alias.command("remove")
+@click.argument("email")
+@click.argument("alias")
+@pass_state
+def agents_alias_remove(state: CliState, email: str, alias: str) -> None:
+    """ALIAS is no longer an address of the agent EMAIL."""
+    _change_alias(state, email, alias, add=False)
 
 
 @agents.command("set-password")
@@ -216,7 +255,7 @@ def agents_list(state: CliState, as_json: bool) -> None:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{row['role']}")
+        click.echo(f"{row['id']}\t{row['name']}\t{row['email']}\t{row['role']}\t{', '.join(row['aliases'])}")
 
 
 def activation_commands(group: click.Group, what: str, setter: ActiveSetter, gone: str) -> None:

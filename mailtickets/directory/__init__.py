@@ -4,7 +4,14 @@ Service functions take an AsyncSession and run inside the caller's transaction; 
 `validation`, shared by the CLI and the HTTP API.
 """
 
-from mailtickets.directory.agents import create_agent, find_agent_by_email, get_agent, list_agents
+from mailtickets.directory.agents import (
+    add_alias,
+    create_agent,
+    find_agent_by_email,
+    get_agent,
+    list_agents,
+    remove_alias,
+)
 from mailtickets.directory.clients import (
     add_domain,
     count_clients,
@@ -34,6 +41,7 @@ __all__ = [
     "ContactQuery",
     "FieldConflict",
     "Page",
+    "add_alias",
     "add_domain",
     "count_clients",
     "create_agent",
@@ -51,6 +59,7 @@ __all__ = [
     "list_agents",
     "list_clients",
     "list_contacts",
+    "remove_alias",
     "remove_domain",
     "update_client",
     "update_contact",

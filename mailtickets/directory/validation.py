@@ -243,6 +243,13 @@ class AgentFields(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=AGENT_NAME_MAX), AfterValidator(one_line)]
     email: Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(normalize_email)]
+    aliases: list[Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(normalize_email)]] = []
+
+
+class AliasFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(normalize_email)]
 
 
 def parse_model(model: type[M], data: Mapping[str, Any], what: str) -> M:

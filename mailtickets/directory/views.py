@@ -47,6 +47,7 @@ class AgentOut(BaseModel):
     name: str
     email: str
     active: bool
+    aliases: list[str]  # other addresses the agent writes from
     role: str = "agent"
     can_log_in: bool = False  # a console password is set
 
@@ -74,6 +75,7 @@ def agent_view(agent: Agent) -> AgentOut:
         name=agent.name,
         email=agent.email,
         active=agent.active,
+        aliases=[a.email for a in agent.aliases],
         role=agent.role.value,
         can_log_in=agent.password_hash is not None,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailtickets.models import Outcome
+from mailtickets.models import AuthorRole, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,7 @@ class IngestResult:
     reason: str | None
     message_id: str | None
     authenticated: bool | None = None  # the trusted verdict on the sender; None: no verdict
+    author_role: AuthorRole | None = None  # whose mail it was taken as: a client's or an agent's; None when refused
 
     def as_json(self) -> dict[str, str | bool | None]:
         return {
@@ -23,6 +24,7 @@ class IngestResult:
             "reason": self.reason,
             "message_id": self.message_id,
             "authenticated": self.authenticated,
+            "author_role": self.author_role.value if self.author_role is not None else None,
         }
 
 

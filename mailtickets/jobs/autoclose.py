@@ -94,7 +94,8 @@ async def _enqueue_each(session: AsyncSession, settings: Settings, clock: Clock,
                 held = await enqueue_notifications(session, settings, clock, [event])
         except Exception:  # one ticket's boundary: a bad ticket must not stop the job for all the others
             log.exception("auto-close: ticket id %s skipped this pass", event.ticket_id)
-            retry.add(event.ticket_id)
+            if event.ticket_id is not None:  # always set for this job's events (closures, chasers)
+                retry.add(event.ticket_id)
             continue
         retry.update(h.ticket_id for h in held if h.rate_limited)
     return retry

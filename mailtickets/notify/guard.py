@@ -35,7 +35,17 @@ def is_machine_address(address: str) -> bool:
 
 
 def own_addresses(settings: Settings) -> frozenset[str]:
-    return frozenset(a.lower() for a in [settings.support_address, *settings.own_addresses])
+    notes = [settings.note_address] if settings.note_address else []
+    return frozenset(a.lower() for a in [settings.support_address, *settings.own_addresses, *notes])
+
+
+def is_own_mailbox(address: str, settings: Settings) -> bool:
+    """Our support address or an alias, also plus-addressed (support+TCK-1@…). Agents may share our domain."""
+    local, _, domain = address.partition("@")
+    unplussed = f"{local.partition('+')[0]}@{domain}"
+    return is_own_address(address, settings, include_domain=False) or is_own_address(
+        unplussed, settings, include_domain=False
+    )
 
 
 def is_own_address(address: str, settings: Settings, *, include_domain: bool) -> bool:

@@ -11,6 +11,9 @@ looks like an encoded word, carry undecodable bytes (kept as lone surrogates), o
 every header text is cleaned (controls become spaces, lone surrogates U+FFFD) and then written either
 as plain ASCII, when that is unambiguous, or as RFC 2047 encoded words (UTF-8, base64), whole
 characters per word, folded so that no line exceeds 78 characters.
+
+An agent's attachments make it multipart/mixed: the alternatives first, then each file as a part that
+the stdlib writes (`email.message.MIMEPart`: base64, RFC 2231 filenames), so no MIME is hand-rolled.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
+from email.message import MIMEPart
 from email.utils import format_datetime
 
 LOOP_HEADER = "X-Loop"
@@ -35,6 +40,16 @@ _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _PLAIN_HEADER = re.compile(r"[\x20-\x7e]*")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _ADDRESS_JUNK = re.compile(r"[\x00-\x20\x7f<>,;\"()\[\]\\]")
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+# SMTP line endings; base64 bodies, so that any relay accepts the attachment parts.
+PART_POLICY = policy.SMTP.clone(cte_type="7bit")
+
+
+@dataclass(frozen=True, slots=True)
+class MailAttachment:
+    filename: str
+    content_type: str
+    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,8 @@ class OutgoingMail:
     auto_submitted: str | None = None  # "auto-replied", "auto-generated" or None for a human's mail
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    sender_name: str = ""  # the From display name: "Dan via Support" on an agent's reply
+    attachments: tuple[MailAttachment, ...] = ()
 
 
 def thread_references(ids: list[str], in_reply_to: str | None) -> tuple[str, ...]:
@@ -141,9 +158,9 @@ def _ids(ids: tuple[str, ...]) -> list[str]:
     return [f"<{_ADDRESS_JUNK.sub('', clean_text(i))}>" for i in ids]
 
 
-def _headers(mail: OutgoingMail, boundary: str) -> list[str]:
+def _headers(mail: OutgoingMail, content_type: str) -> list[str]:
     headers = [
-        fold("From", _mailbox(mail.sender)),
+        fold("From", _mailbox(mail.sender, mail.sender_name)),
         fold("Reply-To", _mailbox(mail.sender)),
         fold("To", _mailbox(mail.to_address, mail.to_name)),
         fold("Subject", header_text(mail.subject)),
@@ -161,7 +178,7 @@ def _headers(mail: OutgoingMail, boundary: str) -> list[str]:
     headers.append(fold(LOOP_HEADER, [address(mail.sender)]))
     headers.append(fold(TICKET_HEADER, header_text(mail.ticket_ref)))
     headers.append("MIME-Version: 1.0")
-    headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    headers.append(content_type)
     return headers
 
 
@@ -174,16 +191,15 @@ def _part(subtype: str, body: str) -> bytes:
     return head.encode("ascii") + encoded
 
 
-def to_bytes(mail: OutgoingMail) -> bytes:
-    """The whole message, CRLF line endings, 7-bit clean."""
-    # "=_" never occurs in quoted-printable output, so the boundary cannot collide with a body.
-    boundary = "=_mt_" + hashlib.sha256(mail.message_id.encode("utf-8", "replace")).hexdigest()[:24]
-    # ASCII by construction, except an address's non-ASCII local part: that one needs SMTPUTF8 anyway.
-    head = "\r\n".join(_headers(mail, boundary)).encode("utf-8") + b"\r\n\r\n"
+def _boundary(mail: OutgoingMail, prefix: str) -> str:
+    # "=_" never occurs in quoted-printable or base64 output, so the boundary cannot collide with a body.
+    return prefix + hashlib.sha256(mail.message_id.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+def _alternatives(mail: OutgoingMail, boundary: str) -> bytes:
     delimiter = f"--{boundary}\r\n".encode("ascii")
     return b"".join(
         [
-            head,
             delimiter,
             _part("plain", mail.text),
             b"\r\n",
@@ -192,3 +208,31 @@ def to_bytes(mail: OutgoingMail) -> bytes:
             f"\r\n--{boundary}--\r\n".encode("ascii"),
         ]
     )
+
+
+def _attachment_part(item: MailAttachment) -> bytes:
+    """One file as the stdlib writes it; a type that is not a leaf `type/subtype` goes as octet-stream."""
+    maintype, _, subtype = item.content_type.strip().lower().partition("/")
+    if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)) or maintype in ("multipart", "message"):
+        maintype, subtype = "application", "octet-stream"  # message/* may not be base64 (RFC 2046 5.2.1)
+    part = MIMEPart(policy=PART_POLICY)
+    filename = " ".join(clean_text(item.filename).split()) or "attachment"
+    part.set_content(item.payload, maintype=maintype, subtype=subtype, filename=filename)
+    return part.as_bytes(policy=PART_POLICY)
+
+
+def to_bytes(mail: OutgoingMail) -> bytes:
+    """The whole message, CRLF line endings, 7-bit clean."""
+    alternative = _boundary(mail, "=_mt_")
+    alternative_type = f'Content-Type: multipart/alternative; boundary="{alternative}"'
+    if not mail.attachments:
+        # ASCII by construction, except an address's non-ASCII local part: that one needs SMTPUTF8 anyway.
+        head = "\r\n".join(_headers(mail, alternative_type)).encode("utf-8") + b"\r\n\r\n"
+        return head + _alternatives(mail, alternative)
+    mixed = _boundary(mail, "=_mx_")
+    head = "\r\n".join(_headers(mail, f'Content-Type: multipart/mixed; boundary="{mixed}"')).encode("utf-8")
+    delimiter = f"--{mixed}\r\n".encode("ascii")
+    parts = [alternative_type.encode("ascii") + b"\r\n\r\n" + _alternatives(mail, alternative)]
+    parts += [_attachment_part(item) for item in mail.attachments]
+    body = b"".join(delimiter + part + (b"" if part.endswith(b"\r\n") else b"\r\n") for part in parts)
+    return head + b"\r\n\r\n" + body + f"--{mixed}--\r\n".encode("ascii")

@@ -12,27 +12,29 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import cast
 
-import jinja2
-from sqlalchemy import ColumnElement, Table, insert, or_, select
+from sqlalchemy import ColumnElement, Table, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
+from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.models import Agent, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
+from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
-from mailtickets.notify.message import MAX_REFERENCES, OutgoingMail, thread_references, to_bytes
-from mailtickets.notify.msgid import make_message_id
+from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
+from mailtickets.notify.msgid import make_agent_message_id, make_message_id
+from mailtickets.notify.notices import Suppressed, enqueue_refusal, redact, sender_name
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
 from mailtickets.notify.quoting import quoted_subject
-from mailtickets.notify.templates import MailContext, TicketView, make_environment, render
+from mailtickets.notify.templates import MailContext, TicketView, cached_environment, render
 from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
 from mailtickets.tickets.events import (
+    AgentMailRefused,
     AgentReplied,
     ClientReplied,
+    NoteAdded,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -47,41 +49,23 @@ _INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 
 
-@lru_cache(maxsize=8)
-def _environment(override_dir: Path | None) -> jinja2.Environment:
-    # Templates are compiled once per process; Jinja re-reads a template when its file changes.
-    return make_environment(override_dir)
-
-
-def redact(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-@dataclass(frozen=True, slots=True)
-class Suppressed:
-    """A planned mail that was not queued, and why."""
-
-    ticket_id: int
-    kind: str
-    reason: str
-    rate_limited: bool  # a temporary reason: the same mail may go out once the window has passed
-
-
 async def enqueue_notifications(
     session: AsyncSession, settings: Settings, clock: Clock, events: Sequence[TicketEvent]
 ) -> list[Suppressed]:
     """Queue the mails the events call for; returns those a guard held back (already logged)."""
     suppressed: list[Suppressed] = []
     for event in events:
+        if isinstance(event, AgentMailRefused):  # about a mail, not (necessarily) a ticket
+            await enqueue_refusal(session, settings, clock, event)
+            continue
         ticket = await session.get(Ticket, event.ticket_id)
         if ticket is None:
             log.warning("notification for missing ticket id %s skipped", event.ticket_id)
             continue
-        planned = plan_notifications(event, await _parties(session, ticket, event), settings)
+        planned = plan_notifications(event, await _parties(session, settings, ticket, event), settings)
         if planned:
             about = await _about(session, ticket, event)
-            for one in planned:
+            for one in _not_mailed_yet(planned, about):
                 held = await _enqueue_one(session, settings, clock, about, one)
                 suppressed += [held] if held is not None else []
     return suppressed
@@ -111,6 +95,15 @@ async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _
     return _About(ticket, event, message, in_reply_to, references)
 
 
+def _not_mailed_yet(planned: list[Planned], about: _About) -> list[Planned]:
+    """An agent who answered by mail with the client in To/Cc already reached them: no second copy."""
+    reply = about.message if isinstance(about.event, AgentReplied) else None
+    if reply is None or reply.direction != Direction.INBOUND:
+        return planned
+    reached = {str(a).lower() for a in [*(reply.to_addresses or []), *(reply.cc_addresses or [])]}
+    return [one for one in planned if one.to.email.lower() not in reached]
+
+
 def _thread_of(ticket: Ticket, event: TicketEvent) -> ColumnElement[bool]:
     """The messages of the conversation a mail belongs to: a merged ticket's are now on the other one."""
     if isinstance(event, TicketMerged):
@@ -118,7 +111,7 @@ def _thread_of(ticket: Ticket, event: TicketEvent) -> ColumnElement[bool]:
     return TicketMessage.ticket_id == ticket.id
 
 
-async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> TicketParties:
+async def _parties(session: AsyncSession, settings: Settings, ticket: Ticket, event: TicketEvent) -> TicketParties:
     contact = None
     if ticket.contact is not None and ticket.contact.email:
         contact = Person(ticket.contact.email, ticket.contact.name)
@@ -132,15 +125,39 @@ async def _parties(session: AsyncSession, ticket: Ticket, event: TicketEvent) ->
         contact = Person(first) if first else None
     agent = ticket.assigned_agent
     event_agent = None
-    if isinstance(event, TicketAssigned):
-        named = await session.get(Agent, event.agent_id)
-        event_agent = Person(named.email, named.name) if named is not None and named.active else None
+    if isinstance(event, TicketAssigned | NoteAdded):
+        named = await session.get(Agent, event.agent_id if isinstance(event, TicketAssigned) else event.author_agent_id)
+        event_agent = _agent_person(named)
+    others = await _client_side(session, settings, ticket, contact) if isinstance(event, AgentReplied) else ()
     return TicketParties(
         contact=contact,
-        assigned_agent=Person(agent.email, agent.name) if agent is not None and agent.active else None,
+        assigned_agent=_agent_person(agent),
         event_agent=event_agent,
+        also_client_side=others,
         suppress_acknowledgement=ticket.suppress_acknowledgement,
     )
+
+
+def _agent_person(agent: Agent | None) -> Person | None:
+    return Person(agent.email, agent.name, agent.id) if agent is not None and agent.active else None
+
+
+async def _client_side(
+    session: AsyncSession, settings: Settings, ticket: Ticket, contact: Person | None
+) -> tuple[Person, ...]:
+    """To/Cc of the client's messages on the ticket, minus the contact, our addresses and agents."""
+    rows = await session.execute(
+        select(TicketMessage.to_addresses, TicketMessage.cc_addresses).where(
+            TicketMessage.ticket_id == ticket.id, TicketMessage.author_role == AuthorRole.CLIENT
+        )
+    )
+    excluded = set(await agent_addresses(session)) | {contact.email.lower() if contact else ""}
+    found: dict[str, None] = {}
+    for to, cc in rows:
+        for address in (str(a).lower() for a in [*(to or []), *(cc or [])]):
+            if address not in excluded and not guard.is_own_mailbox(address, settings):
+                found[address] = None
+    return tuple(Person(a) for a in found)
 
 
 async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
@@ -148,7 +165,11 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
     its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
     so that a mail costs the same on the 1,500th reply as on the first."""
     public_ids = select(TicketMessage.message_id, TicketMessage.direction).where(
-        messages, TicketMessage.message_id.is_not(None), TicketMessage.public.is_(True)
+        messages,
+        TicketMessage.message_id.is_not(None),
+        TicketMessage.public.is_(True),
+        # An agent's own mail to us: the client never saw its Message-ID, only our copy of it.
+        or_(TicketMessage.direction == Direction.OUTBOUND, TicketMessage.agent_id.is_(None)),
     )
     first = (await session.execute(public_ids.order_by(TicketMessage.id).limit(1))).all()
     latest = (await session.execute(public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES))).all()
@@ -173,7 +194,12 @@ def _thread_of_new(message: TicketMessage) -> tuple[str | None, tuple[str, ...]]
 
 
 async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMessage | None:
-    if isinstance(event, TicketCreated | ClientReplied | AgentReplied) and event.message_id is not None:
+    if isinstance(event, AgentReplied):  # its attachments go to the client with it
+        reply = await session.get_one(TicketMessage, event.message_id)
+        if "attachments" in inspect(reply).unloaded:  # written in this session without any
+            await session.refresh(reply, ["attachments"])
+        return reply
+    if isinstance(event, TicketCreated | ClientReplied | NoteAdded) and event.message_id is not None:
         # Attachments are not needed for a notification: skip their eager load.
         return await session.get(TicketMessage, event.message_id, options=[lazyload(TicketMessage.attachments)])
     return None
@@ -183,11 +209,12 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
     ticket, event, message, contact = about.ticket, about.event, about.message, about.ticket.contact
     text = ""
     if message is not None:
-        text = message.body_text if isinstance(event, AgentReplied) else message.body_text_new or message.body_text
+        # The new text only: an agent's reply by mail keeps its quoted history in body_text.
+        text = message.body_text_new or message.body_text
     elif isinstance(event, TicketCreated):  # opened by the API or an agent: its description is the request
         text = ticket.description
     agent_name = ticket.assigned_agent.name if ticket.assigned_agent is not None else ""
-    if message is not None and isinstance(event, AgentReplied):
+    if message is not None and isinstance(event, AgentReplied | NoteAdded):
         agent_name = message.author_name or agent_name
     # Automatic mail to the client repeats the sender's subject only short and defanged (no relaying).
     subject = quoted_subject(ticket.subject) if planned.automatic and not planned.internal else ticket.subject
@@ -265,7 +292,7 @@ async def _enqueue_one(
             held.reason,
         )
         return held
-    message_id = make_message_id(ticket.reference, settings.secret_key, settings.own_message_id_domain)
+    message_id = _message_id(settings, ticket.reference, planned.to.agent_id)
     row = {
         "kind": planned.kind,
         "ticket_id": ticket.id,
@@ -286,17 +313,31 @@ async def _enqueue_one(
         return None
     # Core inserts built once (same Table objects as the model): no unit-of-work flush on the ingest path.
     await session.execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
+    # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
+    if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
+        reply = None
     await _record_on_ticket(session, ticket, planned, mail, reply)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
 
+def _message_id(settings: Settings, reference: str, agent_id: int | None) -> str:
+    # Mail to an agent carries an id signed for that agent: their reply to it authenticates them.
+    secret, domain = settings.secret_key, settings.own_message_id_domain
+    if agent_id is not None:
+        return make_agent_message_id(reference, agent_id, secret, domain)
+    return make_message_id(reference, secret, domain)
+
+
 def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime, message_id: str) -> OutgoingMail:
     context = _context(settings, about, planned)
-    rendered = render(_environment(settings.templates_dir), planned.kind, context)
+    rendered = render(cached_environment(settings.templates_dir), planned.kind, context)
+    reference = about.ticket.reference
+    reply = about.message if isinstance(about.event, AgentReplied) else None
     return OutgoingMail(
         sender=settings.support_address,
+        sender_name=sender_name(context.agent_name, settings) if reply is not None else "",
         to_address=planned.to.email,
         to_name=planned.to.name,
         subject=rendered.subject,
@@ -304,11 +345,20 @@ def _outgoing(settings: Settings, about: _About, planned: Planned, now: datetime
         html=rendered.html,
         message_id=message_id,
         date=now,
-        ticket_ref=about.ticket.reference,
+        ticket_ref=reference,
         auto_submitted=planned.auto_submitted,
         in_reply_to=about.in_reply_to,
         references=about.references,
+        attachments=_attachments(settings, reply),
     )
+
+
+def _attachments(settings: Settings, reply: TicketMessage | None) -> tuple[MailAttachment, ...]:
+    """An agent's attachments travel with their reply (read back from the data folder)."""
+    if reply is None or not reply.attachments:
+        return ()
+    files = FileStore(settings.attachments_dir)
+    return tuple(MailAttachment(a.filename, a.content_type, files.get(a.sha256)) for a in reply.attachments)
 
 
 async def _record_on_ticket(
@@ -329,6 +379,12 @@ async def _record_on_ticket(
         return
     await session.execute(
         _INSERT_MESSAGE,
-        {"ticket_id": ticket.id, "direction": Direction.OUTBOUND, "body_text": mail.text, "author_email": mail.sender}
+        {
+            "ticket_id": ticket.id,
+            "direction": Direction.OUTBOUND,
+            "author_role": AuthorRole.SYSTEM,
+            "body_text": mail.text,
+            "author_email": mail.sender,
+        }
         | recorded,
     )

@@ -1,8 +1,9 @@
 """Who hears about an event: pure recipient rules, one function per kind of event.
 
 created → the client contact (acknowledgement) and the distribution list; client replied → the assigned
-agent, or the distribution list when nobody is assigned; agent public reply, auto-close chaser,
-closure and merge into another ticket → the client contact; assigned → the agent.  Each kind can be
+agent, or the distribution list when nobody is assigned; agent public reply → the client contact and the
+thread's other client-side people; auto-close chaser, closure and merge into another ticket → the client
+contact; assigned → the agent; an agent's private note → the assigned agent, unless they wrote it.  Each kind can be
 switched off in settings.
 """
 
@@ -15,6 +16,7 @@ from mailtickets.tickets.events import (
     AgentReplied,
     ChaserDue,
     ClientReplied,
+    NoteAdded,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
@@ -30,6 +32,7 @@ AUTO_GENERATED = "auto-generated"  # RFC 3834: automatic mail not answering anyo
 class Person:
     email: str
     name: str = ""
+    agent_id: int | None = None  # an agent: their mail gets a Message-ID signed for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,8 @@ class TicketParties:
 
     contact: Person | None
     assigned_agent: Person | None = None
-    event_agent: Person | None = None  # the agent named by a TicketAssigned event
+    event_agent: Person | None = None  # the agent named by a TicketAssigned event, or a note's author
+    also_client_side: tuple[Person, ...] = ()  # To/Cc of the client's messages, beside the contact
     suppress_acknowledgement: bool = False
 
 
@@ -79,6 +83,13 @@ def _client_replied(parties: TicketParties, settings: Settings) -> list[Planned]
     return _distribution("client_reply", settings)
 
 
+def _note(parties: TicketParties) -> list[Planned]:
+    assigned, author = parties.assigned_agent, parties.event_agent
+    if assigned is None or (author is not None and author.email.lower() == assigned.email.lower()):
+        return []
+    return [Planned("agent_note", assigned, True, AUTO_GENERATED)]
+
+
 def plan_notifications(event: TicketEvent, parties: TicketParties, settings: Settings) -> list[Planned]:
     match event:
         case TicketCreated():
@@ -86,7 +97,12 @@ def plan_notifications(event: TicketEvent, parties: TicketParties, settings: Set
         case ClientReplied():
             return _client_replied(parties, settings)
         case AgentReplied():
-            return _client("agent_reply", parties, None) if settings.notify_client_on_agent_reply else []
+            if not settings.notify_client_on_agent_reply:
+                return []
+            others = [Planned("agent_reply", p, False, None) for p in parties.also_client_side]
+            return _client("agent_reply", parties, None) + others
+        case NoteAdded():
+            return _note(parties)
         case TicketAssigned():
             if not settings.notify_agent_on_assign or parties.event_agent is None:
                 return []

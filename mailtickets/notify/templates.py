@@ -9,6 +9,7 @@ every template with a sample context so that the error shows up at deploy time, 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,18 @@ BUILTIN_DIR = next(
 )
 
 # Every kind of mail we send; each needs <kind>.subject.txt, <kind>.txt and <kind>.html.
-KINDS = ("acknowledgement", "new_ticket", "assigned", "client_reply", "agent_reply", "chaser", "closed", "merged")
+KINDS = (
+    "acknowledgement",
+    "new_ticket",
+    "assigned",
+    "client_reply",
+    "agent_reply",
+    "agent_note",
+    "agent_refused",
+    "chaser",
+    "closed",
+    "merged",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,12 @@ def make_environment(override_dir: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
     )
+
+
+@lru_cache(maxsize=8)
+def cached_environment(override_dir: Path | None) -> jinja2.Environment:
+    """Templates compiled once per process; Jinja re-reads a template when its file changes."""
+    return make_environment(override_dir)
 
 
 def _one_line(text: str) -> str:

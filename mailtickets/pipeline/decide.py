@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.agentmail.handle import AgentDecision, agent_mail
 from mailtickets.clock import Clock
 from mailtickets.directory.validation import is_valid_email, normalize_email
 from mailtickets.errors import InvalidInput
 from mailtickets.match.sender import SenderMatch, match_sender
-from mailtickets.models import Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
-from mailtickets.notify.guard import is_own_address, is_own_mail
+from mailtickets.models import AuthorRole, Client, Contact, Outcome, Priority, Ticket, TicketMessage, TicketStatus
+from mailtickets.notify.guard import is_own_mail, is_own_mailbox
 from mailtickets.notify.outbox import enqueue_notifications
 from mailtickets.parse.automatic import automatic_reason
 from mailtickets.parse.message import ParsedMessage
@@ -44,6 +45,7 @@ class Decision:
     message: TicketMessage | None = None
     # Built after the one flush that writes the message with its inbound record (it gives message.id).
     make_events: Callable[[], list[TicketEvent]] = list
+    author_role: AuthorRole | None = None  # whose mail it was taken as; None: from the stored message, if any
 
     @property
     def reference(self) -> str | None:
@@ -69,6 +71,9 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return Decision(Outcome.QUARANTINED, reason="no usable From address")
     if is_own_mail(parsed.headers, settings) or is_own_sender(parsed.sender, settings):
         return Decision(Outcome.DROPPED, reason=f"our own mail coming back (from {parsed.sender})")
+    by_agent = await agent_mail(context)  # an agent's reply, note, commands or forward: agentmail/ decides
+    if by_agent is not None:
+        return _agents(by_agent)
     automatic = automatic_reason(parsed)
     sender = trusted_match(context, await match_sender(context.session, parsed.sender))
     ruling = evaluate(rules, facts_from(parsed, context.source, sender, automatic)) if rules else None
@@ -107,11 +112,18 @@ def _unknown(context: Context) -> str:
     return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
 
 
+def _agents(made: AgentDecision) -> Decision:
+    return Decision(made.outcome, made.reason, made.ticket, made.message, made.make_events, made.author_role)
+
+
 async def decide_release(context: Context, client: Client | None) -> Decision:
     """An admin vouches for a held message: no sender, rule or automatic-mail checks, optionally a client."""
     parsed = context.parsed
     if parsed.sender is None:
         raise InvalidInput("the message has no From address to open a ticket for", {"sender": "missing"})
+    by_agent = await agent_mail(context, vouched=True)  # held agent mail: the admin vouches for the agent
+    if by_agent is not None:
+        return _agents(by_agent)
     sender = await match_sender(context.session, parsed.sender)
     if client is not None or not sender.known:
         chosen = client or sender.client
@@ -163,12 +175,7 @@ async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, 
 
 
 def is_own_sender(address: str, settings: Settings) -> bool:
-    """Our support address or an alias, also plus-addressed (support+TCK-1@…). Agents may share our domain."""
-    local, _, domain = address.partition("@")
-    unplussed = f"{local.partition('+')[0]}@{domain}"
-    return is_own_address(address, settings, include_domain=False) or is_own_address(
-        unplussed, settings, include_domain=False
-    )
+    return is_own_mailbox(address, settings)
 
 
 async def _reply(

@@ -342,8 +342,9 @@ class Pipeline:
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
+        role = decision.author_role or (decision.message.author_role if decision.message is not None else None)
         return IngestResult(
-            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated
+            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated, role
         )
 
     def _record(

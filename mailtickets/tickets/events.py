@@ -30,6 +30,26 @@ class AgentReplied:
 
 
 @dataclass(frozen=True, slots=True)
+class NoteAdded:
+    """An agent's private note: the assigned agent hears of it unless they wrote it."""
+
+    ticket_id: int
+    message_id: int
+    author_agent_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMailRefused:
+    """Mail from an agent's address was not taken (unauthenticated, a bad command): the agent is told why."""
+
+    agent_id: int
+    reason: str
+    subject: str
+    in_reply_to: str | None  # the refused mail's Message-ID
+    ticket_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TicketAssigned:
     ticket_id: int
     agent_id: int
@@ -54,4 +74,14 @@ class ChaserDue:
     ticket_id: int
 
 
-TicketEvent = TicketCreated | ClientReplied | AgentReplied | TicketAssigned | TicketClosed | TicketMerged | ChaserDue
+TicketEvent = (
+    TicketCreated
+    | ClientReplied
+    | AgentReplied
+    | NoteAdded
+    | AgentMailRefused
+    | TicketAssigned
+    | TicketClosed
+    | TicketMerged
+    | ChaserDue
+)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.errors import Conflict, InvalidInput, NotFound
-from mailtickets.models import Agent, Direction, Priority, Ticket, TicketMessage, TicketStatus
+from mailtickets.models import Agent, AuthorRole, Direction, Priority, Ticket, TicketMessage, TicketStatus
 from mailtickets.settings import Settings
 from mailtickets.tickets.events import AgentReplied, TicketAssigned, TicketClosed, TicketEvent, TicketMerged
 from mailtickets.tickets.service import ticket_by_reference
@@ -152,6 +152,7 @@ async def reply(
         author_name=agent.name if agent else "Support",
         author_email=agent.email if agent else settings.support_address,
         agent_id=agent.id if agent else None,
+        author_role=AuthorRole.AGENT,
         body_text=body,
         body_text_new=body,
         created_at=now,

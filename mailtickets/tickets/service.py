@@ -16,6 +16,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
+    AuthorRole,
     Direction,
     Priority,
     Ticket,
@@ -102,6 +103,7 @@ def inbound_message(
         author_name=parsed.sender_name or None,
         author_email=parsed.sender,
         contact_id=contact_id,
+        author_role=AuthorRole.CLIENT,
         message_id=parsed.message_id,
         in_reply_to=" ".join(parsed.in_reply_to) or None,
         references=" ".join(parsed.references) or None,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.models import Attachment, Contact, Ticket, TicketMessage
+from mailtickets.models import Attachment, AuthorRole, Contact, Direction, Ticket, TicketMessage
 from mailtickets.tickets.service import ticket_by_reference
 
 
@@ -55,11 +55,22 @@ def attachment_view(attachment: Attachment) -> dict[str, Any]:
     }
 
 
+def author_role(message: TicketMessage) -> AuthorRole:
+    """As stored; rows written before the role was recorded: inbound is the client's, outbound with an agent an
+    agent's reply, the rest our notifications."""
+    if message.author_role is not None:
+        return message.author_role
+    if message.direction == Direction.INBOUND:
+        return AuthorRole.CLIENT
+    return AuthorRole.AGENT if message.agent_id is not None else AuthorRole.SYSTEM
+
+
 def message_view(message: TicketMessage) -> dict[str, Any]:
     return {
         "id": message.id,
         "direction": message.direction.value,
         "public": message.public,
+        "author_role": author_role(message).value,
         "author_name": message.author_name,
         "author_email": message.author_email,
         "message_id": message.message_id,
