@@ -96,5 +96,5 @@ async def test_agents_api_has_aliases(api: httpx.AsyncClient) -> None:
     clash = await api.post("/api/v1/agents", json={"name": "D2", "email": "D@old.example"})
     assert clash.status_code == 409
     assert (await api.delete(f"/api/v1/agents/{agent_id}/aliases/d@old.example")).status_code == 204
-    assert (await api.get("/api/v1/agents")).json()[0]["aliases"] == ["Dan.Agent@helpdesk.example"]
+    assert (await api.get("/api/v1/agents")).json()["data"][0]["aliases"] == ["Dan.Agent@helpdesk.example"]
     assert (await api.delete(f"/api/v1/agents/{agent_id}/aliases/d@old.example")).status_code == 404

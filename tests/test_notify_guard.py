@@ -4,6 +4,7 @@ import pytest
 
 from mailtickets.notify.guard import (
     RecentCounts,
+    internal_loop_reason,
     is_machine_address,
     is_own_mail,
     rate_limit_reason,
@@ -63,6 +64,13 @@ def test_rate_limits() -> None:
     assert rate_limit_reason(RecentCounts(10, 10, 0, 0), SETTINGS) == "rate limit per recipient"
     assert rate_limit_reason(RecentCounts(0, 25, 0, 0), SETTINGS) == "rate limit per recipient"
     assert rate_limit_reason(RecentCounts(0, 0, 0, 25), SETTINGS) == "rate limit per ticket"
+
+
+def test_internal_alerts_are_held_only_for_a_loop_on_one_ticket() -> None:
+    across_tickets = RecentCounts(50, 50, 0, 0, recipient_ticket_short=1, recipient_ticket_long=1)
+    assert internal_loop_reason(across_tickets, SETTINGS) is None
+    one_ticket = RecentCounts(10, 10, 0, 0, recipient_ticket_short=10, recipient_ticket_long=10)
+    assert internal_loop_reason(one_ticket, SETTINGS) is not None
 
 
 def test_own_mail_by_loop_header_or_signed_message_id() -> None:

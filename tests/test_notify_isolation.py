@@ -69,10 +69,10 @@ async def test_one_bad_ticket_does_not_stop_auto_close_for_the_others_faked(
 
     real = outbox._parties
 
-    async def parties(session, ticket, event):  # type: ignore[no-untyped-def]
+    async def parties(session, settings, ticket, event):  # type: ignore[no-untyped-def]
         if ticket.id == bad.ticket_id:
             raise KeyError("faked: a ticket our code cannot handle")
-        return await real(session, ticket, event)
+        return await real(session, settings, ticket, event)
 
     monkeypatch.setattr(outbox, "_parties", parties)
     sqlite_store.clock.advance(timedelta(hours=48))

@@ -79,6 +79,17 @@ class RecentCounts:
     recipient_long: int
     ticket_short: int
     ticket_long: int
+    recipient_ticket_short: int = 0  # to this recipient about this ticket only
+    recipient_ticket_long: int = 0
+
+
+def internal_loop_reason(counts: RecentCounts, settings: Settings) -> str | None:
+    """Agents and the distribution list get every alert across tickets; only a run of alerts about ONE
+    ticket is held, which is what an agent's autoresponder answering a client's autoresponder produces."""
+    short, long_ = settings.auto_mail_limit_short, settings.auto_mail_limit_long
+    if counts.recipient_ticket_short >= short or counts.recipient_ticket_long >= long_:
+        return "rate limit per recipient and ticket (an automatic loop on one ticket)"
+    return None
 
 
 def rate_limit_reason(counts: RecentCounts, settings: Settings) -> str | None:

@@ -257,11 +257,14 @@ async def recent_counts(
     short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
     to_recipient = [at for rcpt, _, _, at in rows if rcpt == recipient]
     to_client = [at for _, tid, kind, at in rows if tid == ticket_id and kind in CLIENT_KINDS]
+    on_ticket = [at for rcpt, tid, _, at in rows if rcpt == recipient and tid == ticket_id]
     return guard.RecentCounts(
         recipient_short=sum(at >= short for at in to_recipient),
         recipient_long=len(to_recipient),
         ticket_short=sum(at >= short for at in to_client),
         ticket_long=len(to_client),
+        recipient_ticket_short=sum(at >= short for at in on_ticket),
+        recipient_ticket_long=len(on_ticket),
     )
 
 
@@ -272,9 +275,10 @@ async def _suppressed(
     reason = guard.suppression_reason(address, settings, automatic=planned.automatic, internal=planned.internal)
     if reason is not None:
         return Suppressed(ticket.id, planned.kind, reason, rate_limited=False)
-    if planned.automatic and not planned.internal:  # agents and the distribution list get every alert
+    if planned.automatic:
         counts = await recent_counts(session, settings, address, ticket.id, now)
-        reason = guard.rate_limit_reason(counts, settings)
+        rule = guard.internal_loop_reason if planned.internal else guard.rate_limit_reason
+        reason = rule(counts, settings)
     return Suppressed(ticket.id, planned.kind, reason, rate_limited=True) if reason is not None else None
 
 
