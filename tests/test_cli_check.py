@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailtickets.cli import main
+from mailtickets.service.settings_check import mask_url_password, unknown_env_names
 from mailtickets.settings import load_settings
-from mailtickets.settings_check import mask_url_password, unknown_env_names
 
 SECRET = "a-test-secret-of-some-length"
 

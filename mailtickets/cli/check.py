@@ -11,7 +11,7 @@ import click
 from mailtickets.cli.common import CliState, echo_json, pass_state
 from mailtickets.cli.errors import EX_CONFIG
 from mailtickets.service.posture import security_warnings
-from mailtickets.settings_check import Problem, masked, problems, reachability
+from mailtickets.service.settings_check import Problem, masked, problems, reachability
 
 
 @click.command("check")

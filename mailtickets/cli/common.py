@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailtickets.cli.errors import EX_CONFIG, CliError, as_cli_error
 from mailtickets.db import create_engine, session_factory
+from mailtickets.service.settings_check import unknown_env_names
 from mailtickets.settings import Settings, load_settings
-from mailtickets.settings_check import unknown_env_names
 from mailtickets.store_status import check_store
 
 T = TypeVar("T")

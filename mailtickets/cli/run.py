@@ -14,8 +14,8 @@ from mailtickets.cli.errors import EX_CONFIG, CliError
 from mailtickets.errors import InvalidInput
 from mailtickets.log_setup import configure_logging
 from mailtickets.service.app import run
+from mailtickets.service.settings_check import problems, smtp_problem
 from mailtickets.settings import Settings
-from mailtickets.settings_check import problems, smtp_problem
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 log = logging.getLogger(__name__)
