@@ -134,6 +134,8 @@ class Client(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    # Deactivated (archived): its domains and contacts are no longer known senders; nothing is deleted.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
 
     # Loaded only where asked for (directory views): a client joined to every contact and ticket the
     # pipeline reads would otherwise cost a query each time, a fifth of an ingest.
