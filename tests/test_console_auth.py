@@ -90,6 +90,7 @@ async def test_an_agent_may_work_but_not_edit_rules_or_the_directory(client: htt
     rule = {"csrf": csrf, "name": "x", "enabled": "on", "a0_action": "set_category", "a0_value": "y"}
     assert (await client.post("/admin/rules/new", data=rule)).status_code == 403
     assert (await client.post("/admin/clients", data={"csrf": csrf, "name": "Acme"})).status_code == 403
+    assert (await client.post("/admin/clients/1/active", data={"csrf": csrf, "active": "false"})).status_code == 403
     assert (await client.get("/admin/agents")).status_code == 403
     assert (await client.get("/admin/tickets")).status_code == 200
 

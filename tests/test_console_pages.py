@@ -178,6 +178,28 @@ async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncC
         assert (await session.get_one(Contact, dora.id)).active is False
 
 
+async def test_admin_deactivates_and_reactivates_a_client(admin: httpx.AsyncClient, store: Store) -> None:
+    csrf = await page_csrf(admin, "/admin/clients/1")
+    assert "Deactivate client" in await _ok(admin, "/admin/clients/1")
+    refused = await admin.post("/admin/clients/1/active", data={"active": "false"})
+    assert refused.status_code == 403  # no CSRF token
+    off = await admin.post("/admin/clients/1/active", data={"csrf": csrf, "active": "false"})
+    assert off.status_code == 303
+    page = await _ok(admin, "/admin/clients/1")
+    assert "Reactivate client" in page and "deactivated" in page
+    inactive = await _ok(admin, "/admin/clients?state=inactive")
+    assert "Acme Corp" in inactive and "Globex" not in inactive
+    active = await _ok(admin, "/admin/clients?state=active")
+    assert "Acme Corp" not in active and "Globex" in active
+    held = await store.pipeline().ingest(make_message(message_id="<off-1@acme.example>"), "pipe")
+    assert held.outcome.value == "quarantined"
+    assert "is deactivated" in await _ok(admin, "/admin/trace")
+    assert "Printer on fire" in await _ok(admin, "/admin/tickets?client=1")  # its tickets stay readable
+    on = await admin.post("/admin/clients/1/active", data={"csrf": csrf, "active": "true"})
+    assert on.status_code == 303 and "Deactivate client" in await _ok(admin, "/admin/clients/1")
+    assert (await store.pipeline().ingest(make_message(message_id="<on-1@acme.example>"), "pipe")).ticket == "TCK-4"
+
+
 async def test_rules_move_toggle_delete_export_and_import(admin: httpx.AsyncClient) -> None:
     csrf = await page_csrf(admin, "/admin/rules/new")
     for name in ("first", "second"):

@@ -65,7 +65,7 @@ async def change_client(session: AsyncSession, client_id: int, changes: ClientCh
         client = await update_client(session, client_id, name, notes)
     if "active" in given:
         client = await set_client_active(session, client_id, changes.active)
-    return client
+    return await _reloaded(session, client)
 
 
 async def set_client_active(session: AsyncSession, client_id: int, active: bool) -> Client:
@@ -75,7 +75,7 @@ async def set_client_active(session: AsyncSession, client_id: int, active: bool)
     client = await get_client(session, client_id)
     client.active = active
     await session.flush()
-    return client
+    return await _reloaded(session, client)
 
 
 async def add_domain(session: AsyncSession, client_id: int, domain: str, *, force: bool = False) -> ClientDomain:
@@ -154,6 +154,13 @@ async def _check_domain_free(session: AsyncSession, domain: str, client_id: int 
         other = await session.get(Client, owner.client_id)
         who = other.name if other is not None else f"client {owner.client_id}"
         raise FieldConflict(f"domain {domain} already belongs to {who!r}", {"domains": f"{domain} is taken"})
+
+
+async def _reloaded(session: AsyncSession, client: Client) -> Client:
+    """After an update: updated_at is the database's, and the domains are loaded for the views."""
+    await session.refresh(client)
+    await session.refresh(client, ["domains"])
+    return client
 
 
 async def _flush(session: AsyncSession) -> None:
