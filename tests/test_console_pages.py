@@ -3,6 +3,7 @@ API, and whatever a sender wrote is shown as text (escaped), never as markup."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,6 +111,31 @@ async def test_create_a_rule_with_field_errors_then_dry_run_it(admin: httpx.Asyn
     report = await admin.post("/admin/rules/dry-run?fragment=1", data={"csrf": csrf, "eml": raw, "mailbox": "pipe"})
     assert report.status_code == 200 and "created" in report.text and "TCK-4" in report.text
     assert "<html" not in report.text, "the live dry run answers with a fragment"
+
+
+async def test_a_trace_entry_is_dry_run_anew_or_the_page_says_why_it_cannot_be(
+    admin: httpx.AsyncClient, store: Store
+) -> None:
+    pipeline = store.pipeline()
+    assert (await pipeline.ingest(make_message(message_id="<made-1@acme.example>"), "support")).ticket == "TCK-4"
+    raw = make_message(sender="eve@elsewhere.example", message_id="<held-2@elsewhere.example>")
+    assert (await pipeline.ingest(raw, "support")).outcome.value == "quarantined"
+    picked = await _ok(admin, "/admin/rules/dry-run?trace=2")
+    assert "o-quarantined" in picked and "unknown sender eve@elsewhere.example" in picked
+    assert "already processed" not in picked and 'name="mailbox" value="support"' in picked
+    csrf = await page_csrf(admin, "/admin/clients")
+    await admin.post("/admin/clients", data={"csrf": csrf, "name": "Elsewhere", "domains": "elsewhere.example"})
+    shown = re.search(r"<textarea[^>]*>(.*?)</textarea>", picked, re.S)
+    assert shown is not None
+    eml = html.unescape(shown.group(1))
+    again = await admin.post(
+        "/admin/rules/dry-run?fragment=1", data={"csrf": csrf, "eml": eml, "mailbox": "support", "trace": "2"}
+    )
+    assert "o-created" in again.text and "TCK-5" in again.text  # the known sender now, as if it arrived now
+    not_kept = await _ok(admin, "/admin/rules/dry-run?trace=1")
+    assert "was not kept" in not_kept and "this message was created" in not_kept and "o-created" not in not_kept
+    assert "was not kept" in await _ok(admin, "/admin/trace/1")
+    assert "not kept" not in await _ok(admin, "/admin/trace/2")
 
 
 async def test_release_and_add_contact_from_the_quarantine(admin: httpx.AsyncClient, store: Store) -> None:
