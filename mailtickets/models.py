@@ -212,6 +212,22 @@ class ConsoleSession(Base):
     agent: Mapped[Agent] = relationship(lazy="joined")
 
 
+class LoginFailure(Base):
+    """A failed console sign-in, counted per client address and per account within the rate limit's window.
+
+    In the database, so that every instance in front of one PostgreSQL shares the limit; rows older than
+    the window are deleted as new failures come in.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_kind_key_failed", "kind", "key", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "address" or "account"
+    key: Mapped[str] = mapped_column(String(191))  # the client's IP address, or the account's email lower-cased
+    failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AgentAlias(Base):
     """Another address an agent writes from (a shared inbox, an old address); unique case-insensitively."""
 
