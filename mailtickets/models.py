@@ -345,8 +345,13 @@ class InboundMail(Base):
     """One row per message that reached the pipeline: makes processing idempotent and explains it."""
 
     __tablename__ = "inbound_mail"
-    # The console's quarantine page: held mail, newest first, without a scan.
-    __table_args__ = (Index("ix_inbound_mail_quarantine_received", "quarantine_state", "received_at"),)
+    # The console's quarantine page: held mail, newest first, without a scan; the trace's exact look-ups
+    # of a sender or a Message-ID (hash on PostgreSQL: a Message-ID may be longer than a btree entry).
+    __table_args__ = (
+        Index("ix_inbound_mail_quarantine_received", "quarantine_state", "received_at"),
+        Index("ix_inbound_mail_sender", "sender"),
+        Index("ix_inbound_mail_message_id", "message_id", postgresql_using="hash"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "mid:<message-id>|<sender>" or "sha256:<raw digest>" when the message has no Message-ID.

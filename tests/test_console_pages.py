@@ -86,6 +86,23 @@ async def test_trace_finds_by_filter_and_pages_by_key(admin: httpx.AsyncClient, 
     assert "Printer 54" not in await _ok(admin, "/admin/trace?outcome=quarantined")
 
 
+async def test_trace_finds_a_whole_sender_or_message_id_exactly_and_a_part_by_search(
+    admin: httpx.AsyncClient, store: Store
+) -> None:
+    pipeline = store.pipeline()
+    await pipeline.ingest(make_message(subject="From Alice", message_id="<A1.x@acme.example>"), "support")
+    await pipeline.ingest(
+        make_message(sender="malice@acme.example", subject="From Malice", message_id="<m1@acme.example>"), "support"
+    )
+    by_sender = await _ok(admin, "/admin/trace?q=ALICE@acme.example")
+    assert "From Alice" in by_sender and "From Malice" not in by_sender  # the whole address, not a part of one
+    by_id = await _ok(admin, "/admin/trace?q=%3CA1.x@acme.example%3E")  # pasted from the headers, brackets and all
+    assert "From Alice" in by_id and "From Malice" not in by_id
+    assert "From Alice" in await _ok(admin, "/admin/trace?q=A1.x@acme.example")
+    by_part = await _ok(admin, "/admin/trace?q=lice@acme")
+    assert "From Alice" in by_part and "From Malice" in by_part
+
+
 async def test_create_a_rule_with_field_errors_then_dry_run_it(admin: httpx.AsyncClient) -> None:
     csrf = await page_csrf(admin, "/admin/rules/new")
     bad = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
@@ -20,6 +21,9 @@ from mailtickets.storage import FileStore
 router = APIRouter(route_class=ConsoleRoute)
 Context = Annotated[AppContext, Depends(get_context)]
 MAX_RAW_SHOWN = 256 * 1024  # a page shows this much of a kept raw message; the rest is cut with a note
+# A Message-ID in angle brackets (<id@host>), or an address or Message-ID whole (u@client.example);
+# "bob@acme" stays a search for a part.
+WHOLE_ADDRESS = re.compile(r"^(?:<([^<>\s]+@[^<>\s]+)>|([^<>\s@]+@[^<>\s@]+\.[^<>\s@.]+))$")
 FILTERS = ("q", "outcome", "mailbox", "since", "until", "before")
 
 
@@ -37,7 +41,11 @@ def _day(value: str, end: bool = False) -> datetime | None:
 
 def _conditions(f: dict[str, str]) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if f["q"]:
+    exact = WHOLE_ADDRESS.match(f["q"])
+    if exact:  # a whole address or Message-ID: looked up exactly, by index (senders are stored lower-cased)
+        bare = exact.group(1) or exact.group(2)
+        where.append(or_(InboundMail.sender == bare.lower(), InboundMail.message_id == bare))
+    elif f["q"]:
         needle = f["q"].lower()
         columns = (InboundMail.sender, InboundMail.subject, InboundMail.message_id)
         where.append(or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns)))
