@@ -103,6 +103,8 @@ async def measure(settings: Settings, count: int, rounds: int) -> None:
             f"/admin/trace?before={deep}",
             "/admin/trace?outcome=created",
             "/admin/trace?q=u4242@",
+            "/admin/trace?q=u4242@client42.example",  # a whole address: the sender, exactly (an index)
+            "/admin/trace?q=%3Cm4242@bench%3E",  # a Message-ID, exactly (an index)
             "/admin/trace?since=2025-01-10&until=2025-01-11",
             "/admin/quarantine",
         ):

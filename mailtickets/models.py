@@ -134,6 +134,8 @@ class Client(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     notes: Mapped[str | None] = mapped_column(Text)
+    # Deactivated (archived): its domains and contacts are no longer known senders; nothing is deleted.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
 
     # Loaded only where asked for (directory views): a client joined to every contact and ticket the
     # pipeline reads would otherwise cost a query each time, a fifth of an ingest.
@@ -208,6 +210,22 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
     agent: Mapped[Agent] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    """A failed console sign-in, counted per client address and per account within the rate limit's window.
+
+    In the database, so that every instance in front of one PostgreSQL shares the limit; rows older than
+    the window are deleted as new failures come in.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_kind_key_failed", "kind", "key", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "address" or "account"
+    key: Mapped[str] = mapped_column(String(191))  # the client's IP address, or the account's email lower-cased
+    failed_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AgentAlias(Base):
@@ -327,8 +345,13 @@ class InboundMail(Base):
     """One row per message that reached the pipeline: makes processing idempotent and explains it."""
 
     __tablename__ = "inbound_mail"
-    # The console's quarantine page: held mail, newest first, without a scan.
-    __table_args__ = (Index("ix_inbound_mail_quarantine_received", "quarantine_state", "received_at"),)
+    # The console's quarantine page: held mail, newest first, without a scan; the trace's exact look-ups
+    # of a sender or a Message-ID (hash on PostgreSQL: a Message-ID may be longer than a btree entry).
+    __table_args__ = (
+        Index("ix_inbound_mail_quarantine_received", "quarantine_state", "received_at"),
+        Index("ix_inbound_mail_sender", "sender"),
+        Index("ix_inbound_mail_message_id", "message_id", postgresql_using="hash"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "mid:<message-id>|<sender>" or "sha256:<raw digest>" when the message has no Message-ID.

@@ -68,3 +68,33 @@ async def test_agents(api: httpx.AsyncClient) -> None:
     two_lines = await api.post("/api/v1/agents", json={"name": "Dan\r\nAgent", "email": "dan2@helpdesk.example"})
     assert two_lines.status_code == 422 and set(two_lines.json()["error"]["fields"]) == {"name"}
     assert [a["name"] for a in (await api.get("/api/v1/agents")).json()["data"]] == ["Dan"]
+
+
+async def test_patch_deactivates_and_reactivates_a_client_and_the_list_filters(api: httpx.AsyncClient) -> None:
+    acme = (await api.post("/api/v1/clients", json={"name": "Acme", "domains": ["acme.example"]})).json()
+    other = (await api.post("/api/v1/clients", json={"name": "Other"})).json()
+    assert acme["active"] is True
+    off = await api.patch(f"/api/v1/clients/{acme['id']}", json={"active": False})
+    assert off.status_code == 200 and off.json()["active"] is False and off.json()["domains"] == ["acme.example"]
+    inactive = (await api.get("/api/v1/clients", params={"active": "false"})).json()
+    assert [c["name"] for c in inactive["data"]] == ["Acme"] and inactive["total"] == 1
+    active = (await api.get("/api/v1/clients", params={"active": "true"})).json()
+    assert [c["name"] for c in active["data"]] == ["Other"] and active["total"] == 1
+    assert (await api.get("/api/v1/clients")).json()["total"] == 2
+    on = await api.patch(f"/api/v1/clients/{acme['id']}", json={"active": True, "notes": "back"})
+    assert on.json()["active"] is True and on.json()["notes"] == "back" and on.json()["name"] == "Acme"
+    assert (await api.get(f"/api/v1/clients/{acme['id']}")).json()["active"] is True
+    assert other["active"] is True
+
+
+async def test_patch_changes_only_what_it_is_given(api: httpx.AsyncClient) -> None:
+    acme = (await api.post("/api/v1/clients", json={"name": "Acme"})).json()
+    await api.post("/api/v1/clients", json={"name": "Globex"})
+    renamed = await api.patch(f"/api/v1/clients/{acme['id']}", json={"name": "Acme Corp", "notes": "VIP"})
+    assert (renamed.json()["name"], renamed.json()["notes"], renamed.json()["active"]) == ("Acme Corp", "VIP", True)
+    cleared = await api.patch(f"/api/v1/clients/{acme['id']}", json={"notes": None})
+    assert (cleared.json()["name"], cleared.json()["notes"]) == ("Acme Corp", None)
+    refused = await api.patch(f"/api/v1/clients/{acme['id']}", json={"active": None, "name": None, "x": 1})
+    assert refused.status_code == 422 and set(refused.json()["error"]["fields"]) == {"active", "name", "x"}
+    assert (await api.patch(f"/api/v1/clients/{acme['id']}", json={"name": "Globex"})).status_code == 409
+    assert (await api.patch("/api/v1/clients/999", json={"active": False})).status_code == 404

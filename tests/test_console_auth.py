@@ -9,10 +9,12 @@ import httpx
 import pytest
 from conftest import Store
 from console_support import PASSWORD, csrf_of, make_agent, page_csrf, sign_in
+from sqlalchemy import select
 
 from mailtickets.api import create_app
+from mailtickets.db import create_engine, session_factory
 from mailtickets.directory.accounts import set_password
-from mailtickets.models import AgentRole
+from mailtickets.models import AgentRole, LoginFailure
 
 
 @pytest.fixture
@@ -90,6 +92,7 @@ async def test_an_agent_may_work_but_not_edit_rules_or_the_directory(client: htt
     rule = {"csrf": csrf, "name": "x", "enabled": "on", "a0_action": "set_category", "a0_value": "y"}
     assert (await client.post("/admin/rules/new", data=rule)).status_code == 403
     assert (await client.post("/admin/clients", data={"csrf": csrf, "name": "Acme"})).status_code == 403
+    assert (await client.post("/admin/clients/1/active", data={"csrf": csrf, "active": "false"})).status_code == 403
     assert (await client.get("/admin/agents")).status_code == 403
     assert (await client.get("/admin/tickets")).status_code == 200
 
@@ -135,3 +138,41 @@ async def test_an_agent_changes_their_own_password(client: httpx.AsyncClient) ->
     assert (await client.get("/admin/trace")).status_code == 303, "the session ended with the old password"
     assert (await sign_in(client, "bo@support.example")).status_code == 401
     assert (await sign_in(client, "bo@support.example", "a new password!")).status_code == 303
+
+
+async def test_two_instances_on_one_database_share_the_limit(store: Store) -> None:
+    """Two apps, each with its own engine on the same database (the multi-instance path): the failures
+    one of them counted lock the account on the other, and a success on either clears the account."""
+    await make_agent(store, "ann@support.example", AgentRole.ADMIN)
+    store.settings.console_login_failures_per_account = 3
+    other_engine = create_engine(store.settings.database_url)
+    apps = [
+        create_app(store.settings, store.sessions, store.clock),
+        create_app(store.settings, session_factory(other_engine), store.clock),
+    ]
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://one") as one,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://two") as two,
+        ):
+            assert (await sign_in(one, "ann@support.example", "wrong")).status_code == 401
+            assert (await sign_in(two, "ann@support.example", "wrong")).status_code == 401
+            assert (await sign_in(one, "ann@support.example")).status_code == 303  # 2 of 3: still allowed
+            for client in (two, one, two):  # the success cleared the account's count
+                assert (await sign_in(client, "ann@support.example", "wrong")).status_code == 401
+            limited = await sign_in(one, "ann@support.example")
+            assert limited.status_code == 429 and "Try again in 15 minutes" in limited.text
+            assert (await sign_in(two, "ann@support.example")).status_code == 429
+            store.clock.advance(timedelta(minutes=store.settings.console_login_window_minutes))
+            assert (await sign_in(two, "ann@support.example")).status_code == 303
+    finally:
+        await other_engine.dispose()
+
+
+async def test_old_failures_are_forgotten_as_new_ones_come(sqlite_store: Store, client: httpx.AsyncClient) -> None:
+    await sign_in(client, "nobody@support.example", "x")
+    sqlite_store.clock.advance(timedelta(minutes=sqlite_store.settings.console_login_window_minutes, seconds=1))
+    await sign_in(client, "someone@support.example", "x")
+    async with sqlite_store.sessions() as session:
+        keys = sorted(await session.scalars(select(LoginFailure.key)))
+    assert keys == ["127.0.0.1", "someone@support.example"]

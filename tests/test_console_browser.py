@@ -214,6 +214,22 @@ def test_a_form_without_its_csrf_token_is_refused(admin: Any) -> None:
     assert "Forged Ltd" not in admin.locator("table.list").inner_text()
 
 
+def test_deactivate_and_reactivate_a_client(admin: Any) -> None:
+    admin.goto("/admin/clients?state=active")
+    admin.locator("a", has_text="Müller GmbH").click()
+    admin.click("text=Deactivate client")  # after the confirm() the page's dialog handler accepts
+    admin.wait_for_url("**/admin/clients/*")
+    assert "deactivated" in admin.locator(".flash").inner_text()
+    admin.goto("/admin/clients?state=inactive")
+    listed = admin.locator("table.list").inner_text()
+    assert "Müller GmbH" in listed and "Globex" not in listed
+    admin.locator("a", has_text="Müller GmbH").click()
+    admin.click("text=Reactivate client")
+    admin.wait_for_url("**/admin/clients/*")
+    assert "reactivated" in admin.locator(".flash").inner_text()
+    assert admin.locator("text=Deactivate client").count() == 1
+
+
 def test_an_agent_account_is_refused_the_rules_editor(browser: Any, service: Service) -> None:
     page = _signed_in(browser, service, "bo@helpdesk.example")
     page.goto("/admin/rules")

@@ -3,6 +3,7 @@ API, and whatever a sender wrote is shown as text (escaped), never as markup."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -85,6 +86,23 @@ async def test_trace_finds_by_filter_and_pages_by_key(admin: httpx.AsyncClient, 
     assert "Printer 54" not in await _ok(admin, "/admin/trace?outcome=quarantined")
 
 
+async def test_trace_finds_a_whole_sender_or_message_id_exactly_and_a_part_by_search(
+    admin: httpx.AsyncClient, store: Store
+) -> None:
+    pipeline = store.pipeline()
+    await pipeline.ingest(make_message(subject="From Alice", message_id="<A1.x@acme.example>"), "support")
+    await pipeline.ingest(
+        make_message(sender="malice@acme.example", subject="From Malice", message_id="<m1@acme.example>"), "support"
+    )
+    by_sender = await _ok(admin, "/admin/trace?q=ALICE@acme.example")
+    assert "From Alice" in by_sender and "From Malice" not in by_sender  # the whole address, not a part of one
+    by_id = await _ok(admin, "/admin/trace?q=%3CA1.x@acme.example%3E")  # pasted from the headers, brackets and all
+    assert "From Alice" in by_id and "From Malice" not in by_id
+    assert "From Alice" in await _ok(admin, "/admin/trace?q=A1.x@acme.example")
+    by_part = await _ok(admin, "/admin/trace?q=lice@acme")
+    assert "From Alice" in by_part and "From Malice" in by_part
+
+
 async def test_create_a_rule_with_field_errors_then_dry_run_it(admin: httpx.AsyncClient) -> None:
     csrf = await page_csrf(admin, "/admin/rules/new")
     bad = {
@@ -110,6 +128,31 @@ async def test_create_a_rule_with_field_errors_then_dry_run_it(admin: httpx.Asyn
     report = await admin.post("/admin/rules/dry-run?fragment=1", data={"csrf": csrf, "eml": raw, "mailbox": "pipe"})
     assert report.status_code == 200 and "created" in report.text and "TCK-4" in report.text
     assert "<html" not in report.text, "the live dry run answers with a fragment"
+
+
+async def test_a_trace_entry_is_dry_run_anew_or_the_page_says_why_it_cannot_be(
+    admin: httpx.AsyncClient, store: Store
+) -> None:
+    pipeline = store.pipeline()
+    assert (await pipeline.ingest(make_message(message_id="<made-1@acme.example>"), "support")).ticket == "TCK-4"
+    raw = make_message(sender="eve@elsewhere.example", message_id="<held-2@elsewhere.example>")
+    assert (await pipeline.ingest(raw, "support")).outcome.value == "quarantined"
+    picked = await _ok(admin, "/admin/rules/dry-run?trace=2")
+    assert "o-quarantined" in picked and "unknown sender eve@elsewhere.example" in picked
+    assert "already processed" not in picked and 'name="mailbox" value="support"' in picked
+    csrf = await page_csrf(admin, "/admin/clients")
+    await admin.post("/admin/clients", data={"csrf": csrf, "name": "Elsewhere", "domains": "elsewhere.example"})
+    shown = re.search(r"<textarea[^>]*>(.*?)</textarea>", picked, re.S)
+    assert shown is not None
+    eml = html.unescape(shown.group(1))
+    again = await admin.post(
+        "/admin/rules/dry-run?fragment=1", data={"csrf": csrf, "eml": eml, "mailbox": "support", "trace": "2"}
+    )
+    assert "o-created" in again.text and "TCK-5" in again.text  # the known sender now, as if it arrived now
+    not_kept = await _ok(admin, "/admin/rules/dry-run?trace=1")
+    assert "was not kept" in not_kept and "this message was created" in not_kept and "o-created" not in not_kept
+    assert "was not kept" in await _ok(admin, "/admin/trace/1")
+    assert "not kept" not in await _ok(admin, "/admin/trace/2")
 
 
 async def test_release_and_add_contact_from_the_quarantine(admin: httpx.AsyncClient, store: Store) -> None:
@@ -176,6 +219,28 @@ async def test_admin_edits_a_client_its_domains_and_contacts(admin: httpx.AsyncC
     assert off.status_code == 303
     async with store.sessions() as session:
         assert (await session.get_one(Contact, dora.id)).active is False
+
+
+async def test_admin_deactivates_and_reactivates_a_client(admin: httpx.AsyncClient, store: Store) -> None:
+    csrf = await page_csrf(admin, "/admin/clients/1")
+    assert "Deactivate client" in await _ok(admin, "/admin/clients/1")
+    refused = await admin.post("/admin/clients/1/active", data={"active": "false"})
+    assert refused.status_code == 403  # no CSRF token
+    off = await admin.post("/admin/clients/1/active", data={"csrf": csrf, "active": "false"})
+    assert off.status_code == 303
+    page = await _ok(admin, "/admin/clients/1")
+    assert "Reactivate client" in page and "deactivated" in page
+    inactive = await _ok(admin, "/admin/clients?state=inactive")
+    assert "Acme Corp" in inactive and "Globex" not in inactive
+    active = await _ok(admin, "/admin/clients?state=active")
+    assert "Acme Corp" not in active and "Globex" in active
+    held = await store.pipeline().ingest(make_message(message_id="<off-1@acme.example>"), "pipe")
+    assert held.outcome.value == "quarantined"
+    assert "is deactivated" in await _ok(admin, "/admin/trace")
+    assert "Printer on fire" in await _ok(admin, "/admin/tickets?client=1")  # its tickets stay readable
+    on = await admin.post("/admin/clients/1/active", data={"csrf": csrf, "active": "true"})
+    assert on.status_code == 303 and "Deactivate client" in await _ok(admin, "/admin/clients/1")
+    assert (await store.pipeline().ingest(make_message(message_id="<on-1@acme.example>"), "pipe")).ticket == "TCK-4"
 
 
 async def test_rules_move_toggle_delete_export_and_import(admin: httpx.AsyncClient) -> None:

@@ -33,6 +33,21 @@ def test_clients_add_and_list(runner: CliRunner) -> None:
     assert "acme.org" in _ok(runner, "clients", "list")
 
 
+def test_clients_deactivate_and_activate(runner: CliRunner) -> None:
+    _ok(runner, "clients", "add", "Acme", "--domain", "acme.example")
+    _ok(runner, "clients", "add", "Globex")
+    assert "client Acme deactivated" in _ok(runner, "clients", "deactivate", "Acme")
+    rows = json.loads(_ok(runner, "clients", "list", "--json"))
+    assert [(r["name"], r["active"]) for r in rows] == [("Acme", False), ("Globex", True)]
+    assert _ok(runner, "clients", "list").splitlines()[0].endswith("\tdeactivated")
+    inactive = json.loads(_ok(runner, "clients", "list", "--json", "--state", "inactive"))
+    assert [r["name"] for r in inactive] == ["Acme"] and inactive[0]["domains"] == ["acme.example"]
+    assert "client Acme activated" in _ok(runner, "clients", "activate", "Acme")
+    assert json.loads(_ok(runner, "clients", "list", "--json", "--state", "inactive")) == []
+    missing = runner.invoke(main, ["clients", "deactivate", "Nobody"])
+    assert missing.exit_code != 0 and "no client named 'Nobody'" in missing.output
+
+
 def test_clients_add_conflicting_domain_fails(runner: CliRunner) -> None:
     _ok(runner, "clients", "add", "Acme", "--domain", "acme.example")
     result = runner.invoke(main, ["clients", "add", "Other", "--domain", "acme.example"])

@@ -55,6 +55,22 @@ async def test_dry_run_of_mail_already_ingested_says_duplicate(sqlite_store: Sto
     assert report["result"]["ticket"] == first.ticket
 
 
+async def test_a_kept_trace_entry_is_dry_run_as_if_it_arrived_now_and_nothing_is_written(store: Store) -> None:
+    await build_world(store.sessions, store.clock)
+    raw = make_message(sender="eve@elsewhere.example", message_id="<held-1@elsewhere.example>")
+    pipeline = store.pipeline()
+    held = await pipeline.ingest(raw, "support")
+    assert held.outcome.value == "quarantined"
+    async with store.sessions() as session, session.begin():
+        session.add(Client(name="Elsewhere", domains=[ClientDomain(domain="elsewhere.example")]))
+    before = await _snapshot(store)
+    assert (await dry_run(pipeline, raw, "support"))["result"]["outcome"] == "duplicate"  # by bytes alone
+    report = await dry_run(pipeline, raw, "support", anew=1)
+    assert (report["result"]["outcome"], report["result"]["ticket"]) == ("created", "TCK-4")
+    assert report["message"]["sender_known"] is True
+    assert await _snapshot(store) == before, "the dry run wrote something (its dedupe key set aside for good?)"
+
+
 async def test_dry_run_reports_a_rule_quarantine_and_an_unknown_sender(store: Store) -> None:
     async with store.sessions() as session, session.begin():
         session.add(Client(name="Acme", domains=[ClientDomain(domain="acme.example")]))

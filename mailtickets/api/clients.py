@@ -8,17 +8,28 @@ from mailtickets import directory
 from mailtickets.api.deps import CallerDep, Context, JsonObject, Limit, Offset, Page, RowId, body_of, page_of
 from mailtickets.api.errors import ERROR_RESPONSES
 from mailtickets.db import transaction
-from mailtickets.directory.validation import AgentFields, AliasFields, ClientFields, DomainFields, parse_model
+from mailtickets.directory.validation import (
+    AgentFields,
+    AliasFields,
+    ClientChanges,
+    ClientFields,
+    DomainFields,
+    parse_model,
+)
 from mailtickets.directory.views import AgentOut, ClientOut, agent_view, client_view
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
 @router.get("/clients", response_model=Page[ClientOut], tags=["clients"])
-async def list_clients(context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> Page[ClientOut]:
+async def list_clients(
+    context: Context, _caller: CallerDep, limit: Limit = 50, offset: Offset = 0, active: bool | None = None
+) -> Page[ClientOut]:
+    """Clients by id; `active=true` or `active=false` lists only the active or the deactivated ones."""
     async with transaction(context.sessions) as session:
-        rows = [client_view(c) for c in await directory.list_clients(session, limit=limit, offset=offset)]
-        total = await directory.count_clients(session)
+        found = await directory.list_clients(session, limit=limit, offset=offset, active=active)
+        rows = [client_view(c) for c in found]
+        total = await directory.count_clients(session, active=active)
     return Page[ClientOut](data=rows, total=total, limit=limit, offset=offset)
 
 
@@ -39,6 +50,17 @@ async def create_client(context: Context, _caller: CallerDep, data: JsonObject) 
     fields = parse_model(ClientFields, data, "client")
     async with transaction(context.sessions) as session:
         return client_view(await directory.create_client(session, fields.name, fields.domains, force=fields.force))
+
+
+@router.patch("/clients/{client_id}", response_model=ClientOut, tags=["clients"], openapi_extra=body_of(ClientChanges))
+async def update_client(context: Context, _caller: CallerDep, client_id: RowId, data: JsonObject) -> ClientOut:
+    """A field given changes (`notes: null` clears them), a field omitted stays; 409 when another client
+    has the name. `active: false` deactivates the client: mail from its domains and contacts is then
+    handled as an unknown sender's (usually quarantined, the reason says why); its tickets, contacts and
+    domains stay, and `active: true` restores it."""
+    changes = parse_model(ClientChanges, data, "client")
+    async with transaction(context.sessions) as session:
+        return client_view(await directory.change_client(session, client_id, changes))
 
 
 @router.post(

@@ -82,20 +82,57 @@ def clients_remove_domain(state: CliState, name: str, domain: str) -> None:
 
 @clients.command("list")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@click.option(
+    "--state",
+    "which",
+    type=click.Choice(["all", "active", "inactive"]),
+    default="all",
+    show_default=True,
+    help="Only the active or only the deactivated clients.",
+)
 @pass_state
-def clients_list(state: CliState, as_json: bool) -> None:
-    """List clients with their domains."""
+def clients_list(state: CliState, as_json: bool, which: str) -> None:
+    """List clients with their domains (a deactivated one is marked so)."""
+    active = {"all": None, "active": True, "inactive": False}[which]
 
     async def work(sessions: Sessions) -> list[dict[str, Any]]:
         async with transaction(sessions) as session:
-            return [client_view(c).model_dump(mode="json") for c in await directory.list_clients(session)]
+            found = await directory.list_clients(session, active=active)
+            return [client_view(c).model_dump(mode="json") for c in found]
 
     rows = run_with_store(state.settings, work)
     if as_json:
         echo_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['id']}\t{row['name']}\t{', '.join(row['domains'])}")
+        mark = "" if row["active"] else "\tdeactivated"
+        click.echo(f"{row['id']}\t{row['name']}\t{', '.join(row['domains'])}{mark}")
+
+
+def _client_activation(verb: str, active: bool, note: str) -> click.Command:
+    @click.command(verb, help=f"{verb.capitalize()} the client NAME. {note}".strip())
+    @click.argument("name")
+    @pass_state
+    def command(state: CliState, name: str) -> None:
+        async def work(sessions: Sessions) -> str:
+            async with transaction(sessions) as session:
+                client = await directory.get_client_by_name(session, name)
+                return (await directory.set_client_active(session, client.id, active)).name
+
+        click.echo(f"client {run_with_store(state.settings, work)} {verb}d")
+
+    return command
+
+
+clients.add_command(
+    _client_activation(
+        "deactivate",
+        False,
+        "Mail from its domains and contacts is then handled as an unknown sender's (see unknown_sender);"
+        " its tickets, contacts and domains stay.",
+    )
+)
+clients.add_command(_client_activation("activate", True, "Its domains and contacts are known senders again."))
 
 
 @click.group()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.api.deps import AppContext, get_context
 from mailtickets.clock import Clock
@@ -25,12 +24,12 @@ from mailtickets.console.web import ConsoleDenied, SignInRequired, form_of
 from mailtickets.db import transaction
 from mailtickets.directory.accounts import needs_rehash, rehashed, verify_password
 from mailtickets.directory.agents import find_agent_by_email
-from mailtickets.models import Agent, AgentRole, ConsoleSession
+from mailtickets.models import Agent, AgentRole, ConsoleSession, LoginFailure
 from mailtickets.settings import Settings
 
 SESSION_COOKIE = "mt_session"
 LOGIN_CSRF_COOKIE = "mt_login_csrf"
-MAX_TRACKED_KEYS = 10_000  # the limiter's memory is bounded however many addresses try
+Sessions = async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +46,8 @@ class ConsoleUser:
 
 
 class LoginLimiter:
-    """Failed sign-ins per account and per client address within a sliding window (in this process)."""
+    """Failed sign-ins per account and per client address within a sliding window, counted in the
+    database (`login_failures`): every instance on one database shares the limit."""
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.clock = clock
@@ -56,34 +56,43 @@ class LoginLimiter:
             "account": settings.console_login_failures_per_account,
             "address": settings.console_login_failures_per_address,
         }
-        self.failures: dict[tuple[str, str], deque[datetime]] = {}
 
-    def retry_after(self, address: str, account: str) -> timedelta | None:
+    async def retry_after(self, sessions: Sessions, address: str, account: str) -> timedelta | None:
         """None when a sign-in may be tried now; otherwise how long until it may."""
-        waits = [self._wait(("address", address)), self._wait(("account", account.lower()))]
+        now = self.clock.now()
+        async with sessions() as session:  # read only
+            waits = [await self._wait(session, kind, key, now) for kind, key in _keys(address, account)]
         found = [w for w in waits if w is not None]
         return max(found) if found else None
 
-    def failed(self, address: str, account: str) -> None:
+    async def failed(self, sessions: Sessions, address: str, account: str) -> None:
         now = self.clock.now()
-        for key in (("address", address), ("account", account.lower())):
-            if key not in self.failures and len(self.failures) >= MAX_TRACKED_KEYS:
-                self.failures.pop(next(iter(self.failures)))  # the oldest key tracked
-            self.failures.setdefault(key, deque()).append(now)
+        async with transaction(sessions) as session:
+            # What left the window counts no more: the table holds at most a window of failures.
+            await session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - self.window))
+            session.add_all(LoginFailure(kind=kind, key=key, failed_at=now) for kind, key in _keys(address, account))
 
-    def succeeded(self, account: str) -> None:
-        self.failures.pop(("account", account.lower()), None)
+    async def succeeded(self, sessions: Sessions, account: str) -> None:
+        async with transaction(sessions) as session:
+            key = _account_key(account)
+            await session.execute(delete(LoginFailure).where(LoginFailure.kind == "account", LoginFailure.key == key))
 
-    def _wait(self, key: tuple[str, str]) -> timedelta | None:
-        times = self.failures.get(key)
-        if not times:
+    async def _wait(self, session: AsyncSession, kind: str, key: str, now: datetime) -> timedelta | None:
+        recent = (LoginFailure.kind == kind, LoginFailure.key == key, LoginFailure.failed_at > now - self.window)
+        count, oldest = (
+            await session.execute(select(func.count(), func.min(LoginFailure.failed_at)).where(*recent))
+        ).one()
+        if count < self.limits[kind] or oldest is None:
             return None
-        now = self.clock.now()
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if len(times) < self.limits[key[0]]:
-            return None
-        return times[0] + self.window - now
+        return oldest + self.window - now
+
+
+def _account_key(account: str) -> str:
+    return account.strip().lower()[:191]
+
+
+def _keys(address: str, account: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return ("address", address[:191]), ("account", _account_key(account))
 
 
 def client_address(request: Request) -> str:

@@ -20,16 +20,26 @@ router = APIRouter(route_class=ConsoleRoute)
 Context = Annotated[AppContext, Depends(get_context)]
 
 
+# The list's filter: ?state=active or ?state=inactive (deactivated); anything else shows every client.
+STATES = {"active": True, "inactive": False}
+
+
 @router.get("/clients")
 async def client_list(request: Request, context: Context, user: User) -> HTMLResponse:
     after = request.query_params.get("after", "")
+    state = request.query_params.get("state", "")
     query = select(Client).options(WITH_DOMAINS).order_by(Client.id).limit(PAGE_SIZE + 1)
     if after.isdigit():
         query = query.where(Client.id > int(after))
+    if state in STATES:
+        query = query.where(Client.active.is_(STATES[state]))
     async with context.sessions() as session:
         rows = list(await session.scalars(query))
     page = page_of(rows, key=lambda client: client.id)
-    return render(request, "clients.html", user=user, section="clients", page=page, after=after)
+    filters = {"state": state} if state in STATES else {}
+    return render(
+        request, "clients.html", user=user, section="clients", page=page, after=after, filters=filters, state=state
+    )
 
 
 @router.post("/clients")
@@ -62,6 +72,17 @@ async def edit_client(request: Request, context: Context, user: Admin, client_id
         client = await directory.update_client(session, client_id, text(form, "name"), text(form, "notes"))
         name = client.name
     return redirect(f"/admin/clients/{client_id}", f"Client {name} saved.")
+
+
+@router.post("/clients/{client_id}/active")
+async def set_client_active(request: Request, context: Context, user: Admin, client_id: RowId) -> Response:
+    """Deactivate (archive) or reactivate: its mail is then an unknown sender's, or known again."""
+    active = text(await form_of(request), "active") == "true"
+    async with transaction(context.sessions) as session:
+        client = await directory.set_client_active(session, client_id, active)
+        name = client.name
+    done = "reactivated" if active else "deactivated: mail from its domains and contacts is now an unknown sender's"
+    return redirect(f"/admin/clients/{client_id}", f"Client {name} {done}.")
 
 
 @router.post("/clients/{client_id}/domains")

@@ -65,7 +65,7 @@ async def login(request: Request, context: Context) -> Response:
     email, password = text(form, "email"), form.get("password")
     password = password if isinstance(password, str) else ""
     limiter, address = _limiter(request), client_address(request)
-    wait = limiter.retry_after(address, email)
+    wait = await limiter.retry_after(context.sessions, address, email)
     if wait is not None:
         minutes = max(1, round(wait.total_seconds() / 60))
         error = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
@@ -73,10 +73,10 @@ async def login(request: Request, context: Context) -> Response:
         return _login_page(request, context, 429, error)
     signed = await sign_in(context, email, password)
     if signed is None:
-        limiter.failed(address, email)
+        await limiter.failed(context.sessions, address, email)
         log.warning("console sign-in failed for %r from %s", email[:100], address)
         return _login_page(request, context, 401, "Wrong email address or password.")
-    limiter.succeeded(email)
+    await limiter.succeeded(context.sessions, email)
     log.info("console sign-in: %s from %s", email, address)
     token, _user = signed
     response = redirect(_safe_next(text(form, "next")))

@@ -13,9 +13,10 @@ from starlette.datastructures import UploadFile
 from mailtickets.api.deps import AppContext, get_context
 from mailtickets.console.auth import Admin, ConsoleUser, User
 from mailtickets.console.rule_form import errors_by_field, form_values, read_form, row_count
+from mailtickets.console.trace import kept_raw, why_not_kept
 from mailtickets.console.web import ConsoleRoute, form_of, redirect, render, text
 from mailtickets.db import transaction
-from mailtickets.errors import Conflict, InvalidInput, NotFound
+from mailtickets.errors import Conflict, NotFound
 from mailtickets.models import InboundMail
 from mailtickets.pipeline.dryrun import dry_run
 from mailtickets.rules.dryrun import describe_condition
@@ -163,9 +164,16 @@ async def import_rules(request: Request, context: Context, user: Admin) -> Respo
 
 @router.get("/rules/dry-run")
 async def dry_run_page(request: Request, context: Context, user: User) -> HTMLResponse:
+    """With ?trace=ID: that trace entry's kept source, dry-run at once as if it arrived now; where its
+    source is not kept, the page says why instead."""
     trace_id = request.query_params.get("trace", "")
-    pasted = await _kept_raw(context, int(trace_id)) if trace_id.isdigit() else ""
-    values: dict[str, Any] = {"eml": pasted, "mailbox": "pipe", "report": None, "error": ""}
+    values: dict[str, Any] = {"eml": "", "mailbox": "pipe", "report": None, "error": "", "trace": ""}
+    if trace_id.isdigit():
+        record, raw, why = await _from_trace(context, int(trace_id))
+        values.update(mailbox=record.source, trace=trace_id, error=why or "")
+        if raw is not None:
+            values["eml"] = raw.decode("utf-8", "replace")
+            values["report"] = await dry_run(context.pipeline, raw, record.source, anew=record.id)
     return render(request, "dry_run.html", user=user, section="rules", **values)
 
 
@@ -174,29 +182,41 @@ async def dry_run_post(request: Request, context: Context, user: User) -> HTMLRe
     """The full page, or (with ?fragment=1, from the page's script) only the report, as you type."""
     form = await form_of(request)
     upload = form.get("file")
-    raw = await upload.read() if isinstance(upload, UploadFile) and upload.filename else b""
+    uploaded = isinstance(upload, UploadFile) and bool(upload.filename)
+    raw = await upload.read() if isinstance(upload, UploadFile) and uploaded else b""
     raw = raw or text(form, "eml").replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     mailbox = text(form, "mailbox") or "pipe"
+    trace, anew = text(form, "trace"), None
+    if trace.isdigit() and not uploaded:
+        # The text picked from the trace, unedited: dry-run the kept bytes as they arrived, as if anew.
+        record, kept, _ = await _from_trace(context, int(trace))
+        if kept is not None and _same_text(kept.decode("utf-8", "replace"), text(form, "eml")):
+            raw, anew = kept, record.id
     report, error = None, ""
     if not raw.strip():
         error = "Paste a message or choose an .eml file."
     elif len(raw) > context.settings.max_message_bytes:
         error = f"The message is larger than max_message_bytes ({context.settings.max_message_bytes})."
     else:
-        report = await dry_run(context.pipeline, raw, mailbox)
+        report = await dry_run(context.pipeline, raw, mailbox, anew=anew)
     template = "dry_run_report.html" if request.query_params.get("fragment") else "dry_run.html"
-    eml = (
-        text(form, "eml")
-        if not (isinstance(upload, UploadFile) and upload.filename)
-        else raw.decode("utf-8", "replace")
-    )
-    return render(request, template, user=user, section="rules", eml=eml, mailbox=mailbox, report=report, error=error)
+    eml = raw.decode("utf-8", "replace") if uploaded else text(form, "eml")
+    values: dict[str, Any] = {"eml": eml, "mailbox": mailbox, "report": report, "error": error}
+    values["trace"] = trace if anew else ""
+    return render(request, template, user=user, section="rules", **values)
 
 
-async def _kept_raw(context: AppContext, inbound_id: int) -> str:
+def _same_text(kept: str, submitted: str) -> bool:
+    """A browser sends a textarea back with CRLF line ends and (here) stripped: compare what was shown."""
+    return kept.replace("\r\n", "\n").strip() == submitted.replace("\r\n", "\n").strip()
+
+
+async def _from_trace(context: AppContext, inbound_id: int) -> tuple[InboundMail, bytes | None, str | None]:
+    """The trace entry, its kept raw bytes (None when not kept) and why they are not."""
     async with context.sessions() as session:
         record = await session.get(InboundMail, inbound_id)
+    if record is None:
+        raise NotFound(f"no inbound message {inbound_id}")
     store = FileStore(context.settings.raw_dir)
-    if record is None or not record.raw_stored or not store.exists(record.raw_sha256):
-        raise InvalidInput(f"the source of message {inbound_id} was not kept", {"trace": "no raw source"})
-    return store.get(record.raw_sha256).decode("utf-8", "replace")
+    why = why_not_kept(store, record)
+    return record, (kept_raw(store, record) if why is None else None), why

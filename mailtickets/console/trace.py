@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
@@ -20,6 +21,9 @@ from mailtickets.storage import FileStore
 router = APIRouter(route_class=ConsoleRoute)
 Context = Annotated[AppContext, Depends(get_context)]
 MAX_RAW_SHOWN = 256 * 1024  # a page shows this much of a kept raw message; the rest is cut with a note
+# A Message-ID in angle brackets (<id@host>), or an address or Message-ID whole (u@client.example);
+# "bob@acme" stays a search for a part.
+WHOLE_ADDRESS = re.compile(r"^(?:<([^<>\s]+@[^<>\s]+)>|([^<>\s@]+@[^<>\s@]+\.[^<>\s@.]+))$")
 FILTERS = ("q", "outcome", "mailbox", "since", "until", "before")
 
 
@@ -37,7 +41,11 @@ def _day(value: str, end: bool = False) -> datetime | None:
 
 def _conditions(f: dict[str, str]) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
-    if f["q"]:
+    exact = WHOLE_ADDRESS.match(f["q"])
+    if exact:  # a whole address or Message-ID: looked up exactly, by index (senders are stored lower-cased)
+        bare = exact.group(1) or exact.group(2)
+        where.append(or_(InboundMail.sender == bare.lower(), InboundMail.message_id == bare))
+    elif f["q"]:
         needle = f["q"].lower()
         columns = (InboundMail.sender, InboundMail.subject, InboundMail.message_id)
         where.append(or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns)))
@@ -87,15 +95,35 @@ async def trace_detail(request: Request, context: Context, user: User, inbound_i
         if record is None:
             raise NotFound(f"no inbound message {inbound_id}")
         ticket = await session.get(Ticket, record.ticket_id) if record.ticket_id else None
-    raw = _raw_text(FileStore(context.settings.raw_dir), record)
+    store = FileStore(context.settings.raw_dir)
+    raw = _raw_text(store, record)
     values: dict[str, Any] = {"record": record, "ticket": ticket.reference if ticket else None, "raw": raw}
+    values["raw_missing"] = why_not_kept(store, record)
     return render(request, "trace_detail.html", user=user, section="trace", **values)
+
+
+def why_not_kept(store: FileStore, record: InboundMail) -> str | None:
+    """Why the raw source of this trace entry cannot be shown or dry-run; None when it is kept."""
+    if record.raw_stored and store.exists(record.raw_sha256):
+        return None
+    if record.raw_stored:
+        return "Its raw source is recorded as kept but the file is missing from the data folder (data_dir/raw)."
+    if record.outcome in (Outcome.QUARANTINED, Outcome.DROPPED):
+        return "Its raw source is no longer kept: mailtickets db purge forgot it (raw_mail_retention_days)."
+    return (
+        f"Its raw source was not kept: ingest keeps the source of quarantined and dropped mail only, and this"
+        f" message was {record.outcome.value}. Paste or upload the .eml to dry-run it."
+    )
+
+
+def kept_raw(store: FileStore, record: InboundMail) -> bytes | None:
+    return store.get(record.raw_sha256) if why_not_kept(store, record) is None else None
 
 
 def _raw_text(store: FileStore, record: InboundMail) -> str | None:
     """The kept source as text (shown escaped, in a <pre>): never rendered as mail or HTML."""
-    if not record.raw_stored or not store.exists(record.raw_sha256):
+    raw = kept_raw(store, record)
+    if raw is None:
         return None
-    raw = store.get(record.raw_sha256)
     shown = raw[:MAX_RAW_SHOWN].decode("utf-8", "replace")
     return shown + (f"\n… ({len(raw) - MAX_RAW_SHOWN} more bytes not shown)" if len(raw) > MAX_RAW_SHOWN else "")

@@ -14,12 +14,14 @@ from mailtickets.directory.agents import (
 )
 from mailtickets.directory.clients import (
     add_domain,
+    change_client,
     count_clients,
     create_client,
     get_client,
     get_client_by_name,
     list_clients,
     remove_domain,
+    set_client_active,
     update_client,
 )
 from mailtickets.directory.contacts import (
@@ -43,6 +45,7 @@ __all__ = [
     "Page",
     "add_alias",
     "add_domain",
+    "change_client",
     "count_clients",
     "create_agent",
     "create_client",
@@ -61,6 +64,7 @@ __all__ = [
     "list_contacts",
     "remove_alias",
     "remove_domain",
+    "set_client_active",
     "update_client",
     "update_contact",
     "upsert_contact",

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from mailtickets.directory.providers import is_public_mail_provider
 from mailtickets.directory.validation import (
     CLIENT_NAME_MAX,
+    ClientChanges,
     FieldConflict,
     parse_domains,
     require_name,
@@ -52,6 +53,29 @@ async def update_client(session: AsyncSession, client_id: int, name: str, notes:
     client.name, client.notes = name, (notes or None)
     await _flush(session)
     return client
+
+
+async def change_client(session: AsyncSession, client_id: int, changes: ClientChanges) -> Client:
+    """Apply the fields the caller gave (PATCH): name, notes, active; the others stay."""
+    client = await get_client(session, client_id)
+    given = changes.model_fields_set
+    if given & {"name", "notes"}:
+        name = changes.name if "name" in given else client.name
+        notes = changes.notes if "notes" in given else client.notes
+        client = await update_client(session, client_id, name, notes)
+    if "active" in given:
+        client = await set_client_active(session, client_id, changes.active)
+    return await _reloaded(session, client)
+
+
+async def set_client_active(session: AsyncSession, client_id: int, active: bool) -> Client:
+    """Deactivate (archive) or reactivate a client. Deactivated, its domains and contacts are no longer
+    known senders (match/sender.py): their mail goes as an unknown sender's does. Nothing is deleted:
+    tickets, contacts and domains stay, and reactivating restores the matching."""
+    client = await get_client(session, client_id)
+    client.active = active
+    await session.flush()
+    return await _reloaded(session, client)
 
 
 async def add_domain(session: AsyncSession, client_id: int, domain: str, *, force: bool = False) -> ClientDomain:
@@ -107,13 +131,21 @@ async def get_client_by_name(session: AsyncSession, name: str) -> Client:
     return client
 
 
-async def list_clients(session: AsyncSession, *, limit: int | None = None, offset: int = 0) -> list[Client]:
+async def list_clients(
+    session: AsyncSession, *, limit: int | None = None, offset: int = 0, active: bool | None = None
+) -> list[Client]:
+    """Clients by id; `active` True or False keeps only the active or the deactivated ones."""
     query = select(Client).options(WITH_DOMAINS).order_by(Client.id).offset(offset).limit(limit)
+    if active is not None:
+        query = query.where(Client.active.is_(active))
     return list(await session.scalars(query))
 
 
-async def count_clients(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Client)) or 0)
+async def count_clients(session: AsyncSession, *, active: bool | None = None) -> int:
+    query = select(func.count()).select_from(Client)
+    if active is not None:
+        query = query.where(Client.active.is_(active))
+    return int(await session.scalar(query) or 0)
 
 
 async def _check_domain_free(session: AsyncSession, domain: str, client_id: int | None) -> None:
@@ -122,6 +154,13 @@ async def _check_domain_free(session: AsyncSession, domain: str, client_id: int 
         other = await session.get(Client, owner.client_id)
         who = other.name if other is not None else f"client {owner.client_id}"
         raise FieldConflict(f"domain {domain} already belongs to {who!r}", {"domains": f"{domain} is taken"})
+
+
+async def _reloaded(session: AsyncSession, client: Client) -> Client:
+    """After an update: updated_at is the database's, and the domains are loaded for the views."""
+    await session.refresh(client)
+    await session.refresh(client, ["domains"])
+    return client
 
 
 async def _flush(session: AsyncSession) -> None:

@@ -231,6 +231,16 @@ class ClientFields(BaseModel):
     force: bool = False  # register a public mail provider's domain all the same
 
 
+class ClientChanges(BaseModel):
+    """A client's PATCH: a field given changes (notes null clears them), a field omitted stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=CLIENT_NAME_MAX), AfterValidator(one_line)] = ""
+    notes: Annotated[str | None, BeforeValidator(_blank_to_none)] = None
+    active: bool = True  # False deactivates: its domains and contacts are no longer known senders
+
+
 class DomainFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

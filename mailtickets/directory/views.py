@@ -15,6 +15,7 @@ class ClientOut(BaseModel):
     name: str
     domains: list[str]
     notes: str | None = None
+    active: bool = True  # False: deactivated, its domains and contacts are no longer known senders
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -58,6 +59,7 @@ def client_view(client: Client) -> ClientOut:
         name=client.name,
         domains=[d.domain for d in client.domains],
         notes=client.notes,
+        active=client.active,
         created_at=client.created_at,
         updated_at=client.updated_at,
     )

@@ -20,10 +20,19 @@ class SenderMatch:
     matched_by: MatchedBy
     contact: Contact | None = None
     client: Client | None = None
+    # Set when the sender would be known but for this client being deactivated: the trace says so.
+    deactivated_client: Client | None = None
 
     @property
     def known(self) -> bool:
         return self.matched_by != "unknown"
+
+    @property
+    def why_unknown(self) -> str | None:
+        """Why a sender that would be known is not: the reason recorded in the trace says it."""
+        if self.deactivated_client is None:
+            return None
+        return f"client {self.deactivated_client.name!r} is deactivated"
 
     @property
     def client_id(self) -> int | None:
@@ -53,8 +62,12 @@ async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
     address = address.lower()
     contact = await session.scalar(select(Contact).where(func.lower(Contact.email) == address))
     if contact is not None and contact.active:
+        if contact.client is not None and not contact.client.active:
+            return SenderMatch(address, "unknown", contact=contact, deactivated_client=contact.client)
         return SenderMatch(address, "contact", contact=contact, client=contact.client)
     client = await client_for_domain(session, domain_of(address))
+    if client is not None and not client.active:
+        return SenderMatch(address, "unknown", contact=contact, deactivated_client=client)
     if client is not None:
         return SenderMatch(address, "domain", contact=contact, client=client)
     return SenderMatch(address, "unknown", contact=contact)

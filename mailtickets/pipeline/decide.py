@@ -93,7 +93,7 @@ async def decide(context: Context, rules: Sequence[CompiledRule]) -> Decision:
         return await _threaded(context, thread, sender, overrides)
     if not sender.known:
         outcome = Outcome.DROPPED if settings.unknown_sender == "drop" else Outcome.QUARANTINED
-        return Decision(outcome, reason=f"{_unknown(context)} {parsed.sender} and no ticket reference")
+        return Decision(outcome, reason=f"{_unknown(context)} {_who(parsed.sender, sender)} and no ticket reference")
     return await _new_ticket(context, sender, overrides)
 
 
@@ -110,6 +110,10 @@ def _unknown(context: Context) -> str:
     if context.sender_auth.authserv_id is None:
         return "unauthenticated sender (no verdict from a trusted authserv-id)"
     return f"unauthenticated sender (verdict of {context.sender_auth.authserv_id})"
+
+
+def _who(address: str, sender: SenderMatch) -> str:
+    return f"{address} ({sender.why_unknown})" if sender.why_unknown else address
 
 
 def _agents(made: AgentDecision) -> Decision:
@@ -168,7 +172,7 @@ async def _threaded(context: Context, thread: ThreadMatch, sender: SenderMatch, 
     if not sender.known:
         return Decision(
             Outcome.QUARANTINED,
-            reason=f"{_unknown(context)} {sender.address} may not write into {ticket.reference}",
+            reason=f"{_unknown(context)} {_who(sender.address, sender)} may not write into {ticket.reference}",
         )
     # A known sender quoting somebody else's ticket number gets a ticket of their own.
     return await _new_ticket(context, sender, overrides, note=f"quoted {thread.ticket.reference}, not theirs")

@@ -16,9 +16,11 @@ from mailtickets.rules.dryrun import dry_run_report
 from mailtickets.rules.store import load_rules
 
 
-async def dry_run(pipeline: Pipeline, raw: bytes, source: str) -> dict[str, Any]:
-    """The report of `mailtickets rules test --json`: message, rules (each with its state), result."""
-    rehearsal = await pipeline.rehearse(raw, source)
+async def dry_run(pipeline: Pipeline, raw: bytes, source: str, *, anew: int | None = None) -> dict[str, Any]:
+    """The report of `mailtickets rules test --json`: message, rules (each with its state), result.
+
+    `anew`: the trace entry the bytes were kept for, dry-run as if it arrived now (not its own duplicate)."""
+    rehearsal = await pipeline.rehearse(raw, source, anew=anew)
     # Rolled back, so the store is as it was: the rules see what they would have seen in ingest.
     async with pipeline.sessions() as session:  # read only: closed without a commit
         specs = await load_rules(session)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -195,9 +195,13 @@ class Pipeline:
         except IntegrityError as exc:
             raise TemporaryError(f"cannot record the quarantine: {type(exc).__name__}") from exc
 
-    async def rehearse(self, raw: bytes, source: str) -> Rehearsal:
+    async def rehearse(self, raw: bytes, source: str, *, anew: int | None = None) -> Rehearsal:
         """The dry run: `ingest`'s own decision code on a transaction that is rolled back, with file
-        stores that write nothing, so the outcome it reports is the one ingest would give."""
+        stores that write nothing, so the outcome it reports is the one ingest would give.
+
+        `anew`: the trace entry (inbound_mail id) the bytes come from, rehearsed as if it had not been
+        recorded yet (else it is its own duplicate); its dedupe key is set aside in the rolled-back transaction.
+        """
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
         parsed, problem = await self._parse(raw)  # in the workers, like ingest: an upload cannot hold the loop
         verdict = await self._verdict(parsed, raw)
@@ -206,6 +210,9 @@ class Pipeline:
         rehearsal.raw_store = UnwrittenFileStore(self.raw_store.root)
         async with self.sessions() as session:
             try:
+                if anew is not None:
+                    aside = update(InboundMail).where(InboundMail.id == anew)
+                    await session.execute(aside.values(dedupe_key=f"rehearsal:{anew}"))
                 result = await rehearsal._process(session, received, parsed, problem, verdict, look_up_first=True)
             finally:
                 await session.rollback()
