@@ -59,8 +59,14 @@ class InlineConnection(aiosqlite.Connection):
         deadline = asyncio.get_running_loop().time() + INLINE_BUSY_TIMEOUT_MS / 1000
         wait = _BUSY_FIRST_WAIT_SECONDS
         while True:
+            committing = fn == connection.commit and connection.in_transaction
             retryable = not connection.in_transaction or fn == connection.commit
             try:
+                if committing:
+                    # The one call that waits on the disk (synchronous=FULL: an fsync of the WAL). It runs in
+                    # a thread, the loop goes on meanwhile: the next messages are parsed and queue up, and the
+                    # next group commit takes them all. Nothing else uses this connection until it returns.
+                    return await asyncio.to_thread(fn, *args, **kwargs)
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
                 left = deadline - asyncio.get_running_loop().time()
