@@ -240,12 +240,15 @@ class _Feeders:
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.workers: list[_Worker] = []
-        self.lock = threading.Lock()  # guards `workers` and `threads` between threads
+        self.lock = threading.Lock()  # guards the lists and counts below between threads
+        self.waiting = 0  # jobs queued, not taken yet
+        self.idle = 0  # feeders waiting for a job
 
     def submit(self, job: _Job, size: int) -> None:
-        self.queue.put(job)
-        with self.lock:  # started when first needed: a pipe that parses one message starts one
-            if len(self.threads) < size:
+        with self.lock:  # started when needed: one message at a time (a pipe) keeps one worker
+            self.waiting += 1
+            self.queue.put(job)
+            if len(self.threads) < size and self.waiting > self.idle:
                 feeder = threading.Thread(target=self._feed, name="parse-feeder", daemon=True)
                 self.threads.append(feeder)
                 feeder.start()
@@ -266,7 +269,7 @@ class _Feeders:
 
     def _feed(self) -> None:
         worker: _Worker | None = None
-        while (job := self.queue.get()) is not None:
+        while (job := self._next()) is not None:
             if job.future.cancelled():
                 continue  # its caller is gone: not parsed at all
             try:
@@ -282,6 +285,15 @@ class _Feeders:
             job.post(outcome)
         if worker is not None:
             self._retire(worker, kill=False)
+
+    def _next(self) -> _Job | None:
+        with self.lock:
+            self.idle += 1
+        job = self.queue.get()
+        with self.lock:
+            self.idle -= 1
+            self.waiting -= job is not None
+        return job
 
     def _start(self, old: _Worker | None) -> _Worker:
         if old is not None:
