@@ -117,6 +117,7 @@ class Figures:
     seconds: float
     cpu_seconds: float
     statements: int
+    commits: int
 
     @property
     def rate(self) -> float:
@@ -128,19 +129,25 @@ class Figures:
         return (
             f"{self.rate:7.1f} msg/s ({cpu_rate:6.1f} by CPU), "
             f"{self.cpu_seconds * 1000 / self.messages:5.2f} CPU ms/msg, "
-            f"{self.statements / self.messages:4.1f} statements/msg; "
+            f"{self.statements / self.messages:4.1f} statements/msg, "
+            f"{self.messages / max(self.commits, 1):4.1f} msg/commit; "
             f"mail-parser {wall:6.1f} msg/s ({cpu:6.1f} by CPU), "
             f"ratio 1/{wall / self.rate:.1f} (1/{cpu / cpu_rate:.1f} by CPU)"
         )
 
 
 def count_statements(engine: AsyncEngine) -> list[int]:
-    counter = [0]
+    """[statements, commits], counted as they happen."""
+    counter = [0, 0]
 
-    def bump(*_: object) -> None:
+    def statement(*_: object) -> None:
         counter[0] += 1
 
-    event.listen(engine.sync_engine, "before_cursor_execute", bump)
+    def commit(*_: object) -> None:
+        counter[1] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", statement)
+    event.listen(engine.sync_engine, "commit", commit)
     return counter
 
 
@@ -155,7 +162,9 @@ async def run(raws: list[bytes], settings: Settings, batch: int) -> Figures:
     else:
         for raw in raws:
             await pipeline.ingest(raw, "bench")
-    figures = Figures(len(raws), time.perf_counter() - started, time.process_time() - cpu, statements[0])
+    figures = Figures(
+        len(raws), time.perf_counter() - started, time.process_time() - cpu, statements[0], statements[1]
+    )
     await engine.dispose()
     return figures
 

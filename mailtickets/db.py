@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, event, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.dml import UpdateBase
 
+from mailtickets.models import ChangeCounter
 from mailtickets.sqlite_inline import connect_inline
 from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
@@ -38,6 +42,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         connect_args = kwargs.setdefault("connect_args", {})
         connect_args.setdefault("server_settings", {}).setdefault("synchronous_commit", "on")
     engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "after_execute", _bump_on_cached_write)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -66,6 +71,77 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     # with "database is locked" when it upgrades a read transaction. Under WAL a DEFERRED read never waits.
     deferred = connection.get_execution_options().get("mailtickets_read_only", False)
     connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+# Tables the pipeline keeps in memory (DirectoryCache): a write to any of them bumps the "directory" counter.
+CACHED_TABLES = frozenset({"agents", "agent_aliases", "clients", "client_domains", "rules"})
+_DIRECTORY = "directory"
+_BUMP = update(ChangeCounter).where(ChangeCounter.name == _DIRECTORY).values(version=ChangeCounter.version + 1)
+_VERSION = select(ChangeCounter.version).where(ChangeCounter.name == _DIRECTORY)
+_WROTE = "mailtickets_directory_written_in"  # on the connection: the transaction that wrote a cached table
+
+
+def _bump_on_cached_write(connection: Connection, statement: Any, *_: Any) -> None:
+    """Every INSERT/UPDATE/DELETE through SQLAlchemy (ORM flushes, Core, any door) on a cached table
+    bumps the counter in the same transaction: the change and the bump commit or roll back together."""
+    if not isinstance(statement, UpdateBase) or statement is _BUMP:
+        return
+    table = getattr(statement, "table", None)
+    if getattr(table, "name", None) in CACHED_TABLES:
+        connection.execute(_BUMP)
+        connection.info[_WROTE] = connection.get_transaction()
+
+
+async def directory_version(session: AsyncSession) -> int | None:
+    """The directory counter, read at most once per transaction. None: nothing may be cached now, because
+    this transaction wrote to a cached table (not committed yet) or the row is missing (a schema not made
+    by the migrations)."""
+    connection = await session.connection()
+    if connection.sync_connection is not None and (
+        connection.sync_connection.info.get(_WROTE) is connection.sync_connection.get_transaction()
+    ):
+        return None
+    root = session.sync_session.get_transaction()
+    seen = session.info.get(_WROTE)
+    if seen is not None and seen[0] is root:
+        return seen[1]  # type: ignore[no-any-return]
+    version = await session.scalar(_VERSION)
+    session.info[_WROTE] = (root, version)
+    return version
+
+
+Value = TypeVar("Value")
+
+
+@dataclass(slots=True)
+class _Cached(Generic[Value]):
+    version: int
+    value: Value
+
+
+class VersionedCache(Generic[Value]):
+    """A value loaded from cached tables, kept per database and re-loaded when the directory counter moved.
+
+    Checked once per transaction: the messages of one group commit share one check, and a change made by
+    another instance or door applies from the next transaction on.
+    """
+
+    def __init__(self, load: Callable[[AsyncSession], Awaitable[Value]]) -> None:
+        self._load = load
+        self._by_engine: weakref.WeakKeyDictionary[Engine, _Cached[Value]] = weakref.WeakKeyDictionary()
+
+    async def get(self, session: AsyncSession) -> Value:
+        version = await directory_version(session)
+        if version is None:
+            return await self._load(session)
+        bind = session.sync_session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        cached = self._by_engine.get(engine)
+        if cached is not None and cached.version == version:
+            return cached.value
+        value = await self._load(session)
+        self._by_engine[engine] = _Cached(version, value)
+        return value
 
 
 class _InlineSQLiteSession(AsyncSession):

@@ -241,6 +241,19 @@ class AgentAlias(Base):
     agent: Mapped[Agent] = relationship(back_populates="aliases")
 
 
+class ChangeCounter(Base):
+    """A number that every write to a cached table bumps, in the writer's transaction (db.py's hook).
+
+    The pipeline keeps agents, client domains and rules in memory and reads this one row per
+    transaction to know whether they changed, whichever instance or door (API, CLI, console) wrote.
+    """
+
+    __tablename__ = "change_counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class TicketCounter(Base):
     """Next ticket number per prefix, bumped with UPDATE … RETURNING so instances never clash."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ INLINE_BUSY_TIMEOUT_MS = 5000
 _BUSY_FIRST_WAIT_SECONDS = 0.001
 _BUSY_LONGEST_WAIT_SECONDS = 0.05
 _SQLITE_BUSY = 5
+# Threads of their own: the loop's default executor may be full of work that waits for these very commits.
+_COMMITS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-commit")
 
 
 class _RunNow:
@@ -59,8 +62,14 @@ class InlineConnection(aiosqlite.Connection):
         deadline = asyncio.get_running_loop().time() + INLINE_BUSY_TIMEOUT_MS / 1000
         wait = _BUSY_FIRST_WAIT_SECONDS
         while True:
+            committing = fn == connection.commit and connection.in_transaction
             retryable = not connection.in_transaction or fn == connection.commit
             try:
+                if committing:
+                    # The one call that waits on the disk (synchronous=FULL: an fsync of the WAL). It runs in
+                    # a thread, the loop goes on meanwhile: the next messages are parsed and queue up, and the
+                    # next group commit takes them all. Nothing else uses this connection until it returns.
+                    return await asyncio.get_running_loop().run_in_executor(_COMMITS, lambda: fn(*args, **kwargs))
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
                 left = deadline - asyncio.get_running_loop().time()

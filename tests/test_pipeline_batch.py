@@ -168,7 +168,7 @@ async def test_the_rules_version_is_checked_once_per_batch(world: Store) -> None
     versions: list[str] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        if "rule_changes" in statement:
+        if "change_counters" in statement:
             versions.append(statement)
 
     event.listen(world.engine.sync_engine, "before_cursor_execute", seen)

@@ -29,24 +29,24 @@ async def workers() -> AsyncIterator[ParseWorkers]:
 async def test_a_message_is_parsed_in_another_process(workers: ParseWorkers) -> None:
     outcome = await workers.parse(make_message(subject="Printer on fire"))
     assert isinstance(outcome, ParsedMessage) and outcome.subject == "Printer on fire"
-    (worker,) = workers._workers
+    (worker,) = workers.workers
     assert worker.process.pid is not None and worker.alive()
 
 
 async def test_a_worker_past_the_time_limit_is_killed_and_replaced_faked(workers: ParseWorkers) -> None:
     await workers.parse(make_message())
-    (before,) = workers._workers
+    (before,) = workers.workers
     outcome = await workers.parse(hostile_mail.slow_poison())
     assert outcome == ParseFailure("parsing took longer than parse_timeout_seconds (1.5 s)")
     assert not before.alive()
-    (after,) = workers._workers
+    (after,) = workers.workers
     assert after is not before and after.alive()
     assert isinstance(await workers.parse(make_message()), ParsedMessage)
 
 
 async def test_a_worker_that_dies_is_replaced_before_the_next_message(workers: ParseWorkers) -> None:
     await workers.parse(make_message())
-    (worker,) = workers._workers
+    (worker,) = workers.workers
     worker.process.kill()
     worker.process.join()
     assert isinstance(await workers.parse(make_message()), ParsedMessage)
@@ -83,7 +83,7 @@ async def test_in_process_parsing_gives_the_same_outcomes() -> None:
 
 async def test_an_idle_worker_leaves_at_once_on_sigterm_and_is_replaced(workers: ParseWorkers) -> None:
     await workers.parse(make_message())
-    (worker,) = workers._workers
+    (worker,) = workers.workers
     worker.process.terminate()  # SIGTERM, as systemd sends it to the whole group on stop
     await asyncio.to_thread(worker.process.join, 5)
     assert worker.process.exitcode == 0
@@ -95,8 +95,8 @@ async def test_workers_start_only_as_the_load_needs_them() -> None:
     try:
         await pool.parse(make_message())
         await pool.parse(make_message())
-        assert len(pool._workers) == 1  # one message at a time (the pipe): one process
+        assert len(pool.workers) == 1  # one message at a time (the pipe): one process
         await asyncio.gather(*(pool.parse(make_message()) for _ in range(4)))
-        assert len(pool._workers) == 2
+        assert len(pool.workers) == 2
     finally:
         await pool.close()

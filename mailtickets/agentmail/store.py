@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.db import VersionedCache
 from mailtickets.models import Agent, AgentAlias
 
 
@@ -21,7 +22,12 @@ async def agent_by_address(session: AsyncSession, address: str) -> Agent | None:
 
 
 async def agent_addresses(session: AsyncSession) -> dict[str, int]:
-    """Every active agent's email and aliases, lower-cased, to the agent's id: one query, agents are few."""
+    """Every active agent's email and aliases, lower-cased, to the agent's id (do not change the dict: it
+    is shared). Read on every message, so kept in memory until the directory counter moves."""
+    return await _AGENT_ADDRESSES.get(session)
+
+
+async def _load_agent_addresses(session: AsyncSession) -> dict[str, int]:
     emails = select(func.lower(Agent.email), Agent.id).where(Agent.active.is_(True))
     aliases = (
         select(func.lower(AgentAlias.email), AgentAlias.agent_id)
@@ -38,3 +44,6 @@ async def agents_named(session: AsyncSession, name: str) -> list[Agent]:
     active = list(await session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.id)))
     exact = [a for a in active if " ".join(a.name.split()).lower() == wanted]
     return exact or [a for a in active if a.name.split() and a.name.split()[0].lower() == wanted]
+
+
+_AGENT_ADDRESSES = VersionedCache(_load_agent_addresses)

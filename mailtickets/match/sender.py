@@ -8,6 +8,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.db import VersionedCache
 from mailtickets.directory.validation import normalize_domain
 from mailtickets.models import Client, ClientDomain, Contact
 
@@ -74,9 +75,18 @@ async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
 
 
 async def client_for_domain(session: AsyncSession, domain: str) -> Client | None:
-    domains = candidate_domains(normalise_domain(domain))
-    rows = (
-        await session.execute(select(ClientDomain.domain, Client).join(Client).where(ClientDomain.domain.in_(domains)))
-    ).all()
-    by_domain = {row[0]: row[1] for row in rows}
-    return next((by_domain[d] for d in domains if d in by_domain), None)
+    """The client that registered the domain or its nearest parent; no query at all for a domain nobody
+    registered (most unknown senders): the domain map stays in memory until the directory counter moves."""
+    by_domain = await _CLIENT_DOMAINS.get(session)
+    client_id = next((by_domain[d] for d in candidate_domains(normalise_domain(domain)) if d in by_domain), None)
+    return await session.get(Client, client_id) if client_id is not None else None
+
+
+async def _load_client_domains(session: AsyncSession) -> dict[str, int]:
+    return {
+        domain: client_id
+        for domain, client_id in await session.execute(select(ClientDomain.domain, ClientDomain.client_id))
+    }
+
+
+_CLIENT_DOMAINS = VersionedCache(_load_client_domains)

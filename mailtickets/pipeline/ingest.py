@@ -15,8 +15,9 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,6 +41,7 @@ from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
+_INSERT_INBOUND = insert(cast(Table, InboundMail.__table__)).returning(InboundMail.__table__.c.id)
 INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which then sees its row
 
 
@@ -186,8 +188,7 @@ class Pipeline:
             if attempt > 0 and await session.scalar(select(InboundMail.id).where(InboundMail.dedupe_key == key)):
                 return IngestResult(Outcome.DUPLICATE, None, "already processed", parsed.message_id if parsed else None)
             decision = Decision(Outcome.QUARANTINED, reason=reason)
-            session.add(self._record(received, parsed, key, decision, None))
-            await session.flush()
+            await session.execute(_INSERT_INBOUND, self._record(received, parsed, key, decision, None))
             return IngestResult(Outcome.QUARANTINED, None, reason, parsed.message_id if parsed else None)
 
         try:
@@ -342,41 +343,43 @@ class Pipeline:
         if parsed is not None and parsed.sender_ambiguity:  # recorded whatever the outcome
             decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
-        record.matched_rules = matched_rules or None
-        session.add(record)
+        record["matched_rules"] = matched_rules or None
+        # A Core insert built once (same Table as the model): the record is no ORM object to track.
+        inbound_id = (await session.execute(_INSERT_INBOUND, record)).scalar_one()
         if decision.message is not None:
-            decision.message.inbound_mail = record  # one flush inserts the record, then the message
+            decision.message.inbound_mail_id = inbound_id  # the one flush writes the message (and the ticket)
         await session.flush()
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
         role = decision.author_role or (decision.message.author_role if decision.message is not None else None)
-        return IngestResult(
-            decision.outcome, decision.reference, decision.reason, record.message_id, record.authenticated, role
-        )
+        message_id = parsed.message_id if parsed is not None else None
+        return IngestResult(decision.outcome, decision.reference, decision.reason, message_id, authenticated, role)
 
     def _record(
         self, received: Received, parsed: ParsedMessage | None, key: str, decision: Decision, authenticated: bool | None
-    ) -> InboundMail:
+    ) -> dict[str, Any]:
+        """The inbound_mail row's values (the trace): what came in, what became of it and why."""
         keep_raw = decision.outcome in (Outcome.QUARANTINED, Outcome.DROPPED)
         if keep_raw:
             self.raw_store.put_with_digest(received.raw, received.sha256)
-        return InboundMail(
-            dedupe_key=key,
-            source=received.source[:200],
-            message_id=parsed.message_id if parsed else None,
-            sender=parsed.sender[:320] if parsed and parsed.sender else None,
-            subject=parsed.subject[:998] if parsed else None,
-            raw_sha256=received.sha256,
-            raw_size=len(received.raw),
-            outcome=decision.outcome,
-            reason=decision.reason,
-            ticket_id=decision.ticket.id if decision.ticket else None,
-            raw_stored=keep_raw,
-            headers=header_block(received.raw),
-            quarantine_state=QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
-            received_at=self.clock.now(),
-            authenticated=authenticated,
-        )
+        return {
+            "dedupe_key": key,
+            "source": received.source[:200],
+            "message_id": parsed.message_id if parsed else None,
+            "sender": parsed.sender[:320] if parsed and parsed.sender else None,
+            "subject": parsed.subject[:998] if parsed else None,
+            "raw_sha256": received.sha256,
+            "raw_size": len(received.raw),
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "ticket_id": decision.ticket.id if decision.ticket else None,
+            "raw_stored": keep_raw,
+            "matched_rules": None,
+            "headers": header_block(received.raw),
+            "quarantine_state": QuarantineState.HELD if decision.outcome == Outcome.QUARANTINED else None,
+            "received_at": self.clock.now(),
+            "authenticated": authenticated,
+        }
 
 
 async def held_message(session: AsyncSession, inbound_id: int) -> InboundMail:

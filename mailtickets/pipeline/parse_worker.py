@@ -4,27 +4,30 @@
 `await parser.parse(raw)` gives a ParsedMessage or a ParseFailure (the reason, for the quarantine).
 A worker is a separate process (forked from a forkserver that has the parsing libraries imported)
 with RLIMIT_AS set to the memory limit; the bytes go to it and the parsed message comes back over a
-pipe, read by a thread so that the loop stays free. A worker past the time limit is killed and
-replaced; one that runs out of memory answers with a failure (or dies) and is replaced as well.
+pipe, through a feeder thread per worker, so that the loop stays free and parsing goes on while it
+writes. A worker past the time limit is killed and replaced; one that runs out of memory answers
+with a failure (or dies) and is replaced as well.
 `InProcessParser` does the same work on the caller's thread, for tests and the dry run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import queue
 import resource
 import signal
+import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailtickets.parse.limits import ParseLimits
 from mailtickets.parse.message import ParsedMessage
@@ -147,8 +150,11 @@ class _Worker:
             self.stop(kill=True)
             raise OSError("a parse worker did not start")
 
-    def exchange(self, raw: bytes) -> ParseOutcome:
+    def exchange(self, raw: bytes, timeout: float) -> ParseOutcome:
+        """TimeoutError past `timeout`; EOFError or OSError if the worker died."""
         self.connection.send_bytes(raw)
+        if not self.connection.poll(timeout):
+            raise TimeoutError
         outcome: ParseOutcome = self.connection.recv()
         return outcome
 
@@ -165,13 +171,13 @@ class _Worker:
             self.process.join()
 
 
-def _stop_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        worker.stop(kill=True)
-
-
 class ParseWorkers:
-    """A small pool of parse worker processes, each started when first needed."""
+    """A small pool of parse worker processes, each fed by a thread of its own.
+
+    The messages wait in one queue; each feeder thread takes the next, hands it to its worker and posts the
+    outcome back to the loop. The loop only queues and collects: while it is busy writing a batch, the workers
+    go on parsing the next messages, so a backlog reaches the group commit in large batches.
+    """
 
     def __init__(
         self,
@@ -183,19 +189,15 @@ class ParseWorkers:
         parse: ParseFunction = parse_outcome,  # tests put a slow one here to exercise the time limit
     ) -> None:
         self.limits = limits
-        self._parse = parse
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.size = max(1, size)
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(_PRELOAD)
-        # One thread per worker blocked on its pipe, and as many again to start and stop workers.
-        self._threads = ThreadPoolExecutor(max_workers=2 * self.size, thread_name_prefix="parse-pipe")
-        self._workers: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] | None = None
-        self._started = 0  # workers started so far (a replaced one counts once): at most `size`
-        # A pool nobody closed (a test, a crash) still leaves no process behind.
-        self._finalizer = weakref.finalize(self, _stop_all, self._workers)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        self._pool = _Feeders(context, limits, memory_limit, parse, timeout)
+        # A pool nobody closed (a test, a crash) still leaves no process or thread behind: the feeders hold
+        # the state, not this object, so it can be collected.
+        self._finalizer = weakref.finalize(self, self._pool.stop, kill=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseWorkers:
@@ -207,67 +209,144 @@ class ParseWorkers:
         )
 
     async def parse(self, raw: bytes) -> ParseOutcome:
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-        idle = self._idle
-        worker = await self._take(idle)
-        try:
-            outcome, worker = await self._exchange(worker, raw)
-        finally:
-            idle.put_nowait(worker)
-        return outcome
-
-    async def _take(self, idle: asyncio.Queue[_Worker]) -> _Worker:
-        """An idle worker, or a new one while fewer than `size` run (a pipe that parses one message starts one)."""
-        if idle.empty() and self._started < self.size:
-            self._started += 1
-            try:
-                return await self._new_worker()
-            except BaseException:
-                self._started -= 1
-                raise
-        return await idle.get()
-
-    async def _new_worker(self) -> _Worker:
         loop = asyncio.get_running_loop()
-        worker = await loop.run_in_executor(
-            self._threads, _Worker, self._context, self.limits, self.memory_limit, self._parse
-        )
-        self._workers.append(worker)
-        return worker
+        future: asyncio.Future[ParseOutcome] = loop.create_future()
+        self._pool.submit(_Job(raw, loop, future), self.size)
+        return await future
 
-    async def _exchange(self, worker: _Worker, raw: bytes) -> tuple[ParseOutcome, _Worker]:
-        """The outcome, and the worker to give back to the pool (a fresh one if this one had to go)."""
-        if not worker.alive():
-            worker = await self._replace(worker)
-        loop = asyncio.get_running_loop()
-        reply = loop.run_in_executor(self._threads, worker.exchange, raw)
-        done, _ = await asyncio.wait({reply}, timeout=self.timeout)
-        if not done:
-            worker.process.kill()  # a signal, from here: it also ends the thread's blocked read
-            await asyncio.gather(reply, return_exceptions=True)
-            fresh = await self._replace(worker)
-            return ParseFailure(f"parsing took longer than parse_timeout_seconds ({self.timeout:g} s)"), fresh
-        try:
-            outcome = reply.result()
-        except (EOFError, OSError):
-            fresh = await self._replace(worker)
-            code = worker.process.exitcode
-            return ParseFailure(f"the parse worker died (exit code {code}): over parse_memory_limit_bytes?"), fresh
-        return outcome, worker
-
-    async def _replace(self, worker: _Worker) -> _Worker:
-        log.warning("parse worker %s replaced", worker.process.pid)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._threads, lambda: worker.stop(kill=True))
-        self._workers.remove(worker)
-        return await self._new_worker()
+    @property
+    def workers(self) -> list[_Worker]:
+        """The live worker processes (started as the load needs them)."""
+        with self._pool.lock:
+            return list(self._pool.workers)
 
     async def close(self) -> None:
-        workers = list(self._workers)
-        self._workers.clear()
-        loop = asyncio.get_running_loop()
-        for worker in workers:
-            await loop.run_in_executor(self._threads, lambda w=worker: w.stop(kill=False))  # type: ignore[misc]
-        self._threads.shutdown(wait=False)
-        self._idle, self._started = None, 0
+        await asyncio.to_thread(self._pool.stop, kill=False)
+
+
+class _Feeders:
+    """The pool's state, shared by its feeder threads: the queue of messages and the live workers."""
+
+    def __init__(
+        self, context: BaseContext, limits: ParseLimits, memory_limit: int, parse: ParseFunction, timeout: float
+    ) -> None:
+        self.context, self.limits, self.memory_limit, self.parse, self.timeout = (
+            context,
+            limits,
+            memory_limit,
+            parse,
+            timeout,
+        )
+        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.workers: list[_Worker] = []
+        self.lock = threading.Lock()  # guards the lists and counts below between threads
+        self.waiting = 0  # jobs queued, not taken yet
+        self.idle = 0  # feeders waiting for a job
+
+    def submit(self, job: _Job, size: int) -> None:
+        with self.lock:  # started when needed: one message at a time (a pipe) keeps one worker
+            self.waiting += 1
+            self.queue.put(job)
+            if len(self.threads) < size and self.waiting > self.idle:
+                feeder = threading.Thread(target=self._feed, name="parse-feeder", daemon=True)
+                self.threads.append(feeder)
+                feeder.start()
+
+    def stop(self, *, kill: bool) -> None:
+        """Each feeder finishes the messages queued before, then stops its worker."""
+        with self.lock:
+            threads, self.threads = self.threads, []
+        for _ in threads:
+            self.queue.put(None)
+        if not kill:
+            for thread in threads:
+                thread.join()
+        with self.lock:
+            left = list(self.workers)
+        for worker in left:
+            self._retire(worker, kill=True)
+
+    def _feed(self) -> None:
+        worker: _Worker | None = None
+        while (job := self._next()) is not None:
+            if job.future.cancelled():
+                continue  # its caller is gone: not parsed at all
+            try:
+                if worker is None or not worker.alive():
+                    worker = self._start(worker)
+                outcome, worker = self._exchange(worker, job.raw)
+            except BaseException as exc:  # no worker could be started: the caller's (temporary) error
+                job.post_error(exc)
+                continue
+            if worker is None:  # it had to go: its replacement starts now, ready for the next message
+                with contextlib.suppress(OSError):
+                    worker = self._start(None)
+            job.post(outcome)
+        if worker is not None:
+            self._retire(worker, kill=False)
+
+    def _next(self) -> _Job | None:
+        with self.lock:
+            self.idle += 1
+        job = self.queue.get()
+        with self.lock:
+            self.idle -= 1
+            self.waiting -= job is not None
+        return job
+
+    def _start(self, old: _Worker | None) -> _Worker:
+        if old is not None:
+            log.warning("parse worker %s replaced", old.process.pid)
+            self._retire(old, kill=True)
+        worker = _Worker(self.context, self.limits, self.memory_limit, self.parse)
+        with self.lock:
+            self.workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker, *, kill: bool) -> None:
+        with self.lock:
+            if worker not in self.workers:
+                return
+            self.workers.remove(worker)
+        worker.stop(kill=kill)
+
+    def _exchange(self, worker: _Worker, raw: bytes) -> tuple[ParseOutcome, _Worker | None]:
+        """The outcome, and the worker to keep (None: it had to go; the next message starts a fresh one)."""
+        try:
+            outcome = worker.exchange(raw, self.timeout)
+        except TimeoutError:
+            self._retire(worker, kill=True)
+            return ParseFailure(f"parsing took longer than parse_timeout_seconds ({self.timeout:g} s)"), None
+        except (EOFError, OSError):
+            code = worker.process.exitcode
+            self._retire(worker, kill=True)
+            return ParseFailure(f"the parse worker died (exit code {code}): over parse_memory_limit_bytes?"), None
+        return outcome, worker
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    raw: bytes
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[ParseOutcome]
+
+    def post(self, outcome: ParseOutcome) -> None:
+        self._call(_settle, outcome)
+
+    def post_error(self, error: BaseException) -> None:
+        self._call(_fail, error)
+
+    def _call(self, settle: Callable[[asyncio.Future[ParseOutcome], Any], None], value: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(settle, self.future, value)
+
+
+def _settle(future: asyncio.Future[ParseOutcome], outcome: ParseOutcome) -> None:
+    if not future.done():
+        future.set_result(outcome)
+
+
+def _fail(future: asyncio.Future[ParseOutcome], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -8,21 +8,19 @@ RuleChange row with the actor (the OS user for the CLI, the API key name for the
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.db import VersionedCache
 from mailtickets.errors import Conflict, NotFound
 from mailtickets.models import Rule, RuleChange
 from mailtickets.rules.compile import CompiledRule, compile_rule, compile_rules
 from mailtickets.rules.model import RulesInvalid, RuleSpec, spec_from_dict, spec_to_dict, with_position
 
 logger = logging.getLogger(__name__)
-
-Version = tuple[Any, ...]
 
 
 async def load_rules(session: AsyncSession, *, enabled_only: bool = False) -> tuple[RuleSpec, ...]:
@@ -93,35 +91,22 @@ async def delete_rule(session: AsyncSession, name: str, actor: str) -> None:
     await session.flush()
 
 
-async def rules_version(session: AsyncSession) -> Version:
-    """Cheap fingerprint of the rules: changes whenever a rule is written, even outside this module."""
-    count = select(func.count()).select_from(Rule).scalar_subquery()
-    updated = select(func.max(Rule.updated_at)).scalar_subquery()
-    row = (await session.execute(select(func.max(RuleChange.id), count, updated))).one()
-    return tuple(row)
-
-
 class RuleCache:
-    """Compiled enabled rules, re-read only when `rules_version` changes.
+    """Compiled enabled rules, re-read only when the directory counter moved (db.VersionedCache).
 
-    The version is checked at most once per transaction: the messages of one group commit share it, so
-    a change applies from the next batch on, without a restart, for one small query per batch.
+    Checked at most once per transaction: the messages of one group commit share the check, so a change
+    applies from the next batch on, without a restart.
     """
 
     def __init__(self) -> None:
-        self._version: Version | None = None
-        self._rules: tuple[CompiledRule, ...] = ()
-        self._checked_in: weakref.ref[AsyncSession] | None = None
+        self._cache = VersionedCache(_load_usable)
 
     async def active_rules(self, session: AsyncSession) -> tuple[CompiledRule, ...]:
-        if self._checked_in is not None and self._checked_in() is session:
-            return self._rules
-        version = await rules_version(session)
-        if version != self._version:
-            self._rules = _compile_usable(await _rows(session, enabled_only=True))
-            self._version = version
-        self._checked_in = weakref.ref(session)
-        return self._rules
+        return await self._cache.get(session)
+
+
+async def _load_usable(session: AsyncSession) -> tuple[CompiledRule, ...]:
+    return _compile_usable(await _rows(session, enabled_only=True))
 
 
 def _compile_usable(rows: Sequence[Rule]) -> tuple[CompiledRule, ...]:
