@@ -296,10 +296,16 @@ class ImapSession:
 
     async def batches(self, uids: Sequence[int], max_count: int, max_bytes: int) -> list[list[int]]:
         """The UIDs grouped for fetching, bounded in count and in bytes (sizes asked first, in one command)."""
+        return [batch for batch, _ in await self.sized_batches(uids, max_count, max_bytes)]
+
+    async def sized_batches(self, uids: Sequence[int], max_count: int, max_bytes: int) -> list[tuple[list[int], int]]:
+        """As `batches`, each with its size in bytes as the server gives it."""
         if not uids:
             return []
         response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID RFC822.SIZE)"), "UID FETCH")
-        return size_batches(uids, parse_sizes(response.lines), max_count, max_bytes)
+        sizes = parse_sizes(response.lines)
+        batches = size_batches(uids, sizes, max_count, max_bytes)
+        return [(batch, sum(sizes.get(uid, 0) for uid in batch)) for batch in batches]
 
     async def fetch(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
         response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), "UID FETCH")
