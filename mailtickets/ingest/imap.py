@@ -214,7 +214,9 @@ class MailboxListener:
             uids = await session.uids_after(last_uid)
             for start in range(0, len(uids), FETCH_BATCH):
                 chunk = uids[start : start + FETCH_BATCH]
-                for batch, size in await session.sized_batches(chunk, FETCH_BATCH, self._fetch_batch_bytes):
+                # Half the bound each, so that the next batch fits in hand beside the one committing.
+                batch_bytes = self._fetch_batch_bytes // PIPELINE_DEPTH
+                for batch, size in await session.sized_batches(chunk, FETCH_BATCH, batch_bytes):
                     while in_flight and (
                         len(in_flight) >= PIPELINE_DEPTH
                         or sum(f.size for f in in_flight) + size > self._fetch_batch_bytes
