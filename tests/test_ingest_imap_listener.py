@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -472,3 +472,29 @@ async def test_bytes_in_hand_stay_within_the_bound_so_big_batches_do_not_overlap
         await wait_until_empty(imap_server, mailbox.folder)
     assert ingestor.most_held == 1
     assert len(await imap_server.a_uids(mailbox.processed_folder)) == 4
+
+
+async def test_mail_told_of_with_a_moves_answer_is_fetched_without_waiting_for_the_idle_renewal(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, make_message(0))
+
+    class ArrivesDuringTheMove(ImapSession):
+        """A real session; a second mail arrives while the first is being moved, so the server tells of it
+        in the MOVE's answer (or just after), never again in the IDLE that follows."""
+
+        appended = False
+
+        async def move(self, uids: Sequence[int], folder: str) -> None:
+            if not ArrivesDuringTheMove.appended:
+                ArrivesDuringTheMove.appended = True
+                await imap_server.a_append(mailbox.folder, make_message(1))
+            await super().move(uids, folder)
+
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions, connect=ArrivesDuringTheMove, idle_renew_seconds=600):
+        await ingestor.wait_for(2, seconds=10)  # without the note of that EXISTS: after the renewal, 600 s
+        await wait_until_empty(imap_server, mailbox.folder)
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 2
