@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from mailtickets.db import create_engine, session_factory, upgrade
 from mailtickets.ingest.imap import AUTH_RETRY_SECONDS, CONNECTED, STANDBY, Backoff, MailboxListener
 from mailtickets.ingest.imap_session import ImapAuthError, ImapSession
 from mailtickets.ingest.leases import Leases
+from mailtickets.ingest.result import IngestResult
 from mailtickets.settings import MailboxSettings
 
 pytest_plugins = ["imap_fixtures"]
@@ -422,3 +423,78 @@ async def test_a_refused_xoauth2_token_is_a_refused_login_not_a_timeout(
                 await session.open()
     finally:
         await session.logout()
+
+
+class OverlapIngestor(FakeIngestor):
+    """A slow faked pipeline that records how many messages it holds at once."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.holding = 0
+        self.most_held = 0
+
+    async def ingest(self, raw: bytes, source: str) -> IngestResult:
+        self.holding += 1
+        self.most_held = max(self.most_held, self.holding)
+        try:
+            return await super().ingest(raw, source)
+        finally:
+            self.holding -= 1
+
+
+async def test_the_next_batch_is_in_a_slow_faked_pipeline_before_the_previous_is_settled_but_never_more(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(6)))
+    ingestor = OverlapIngestor(delay=0.2)
+    # A byte bound of 4.5 mails: each FETCH brings two (half the bound), the next two are in hand too.
+    size = len(make_message(0))
+    async with running(mailbox, ingestor, sessions, fetch_batch_bytes=size * 9 // 2) as run:
+        await ingestor.wait_for(6)
+        await wait_until_empty(imap_server, mailbox.folder)
+        await asyncio.wait_for(run.listener.connected.wait(), 10)
+    assert ingestor.most_held == 4  # the next batch overlapped the previous one's commit; never a third
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 6
+
+
+async def test_bytes_in_hand_stay_within_the_bound_so_big_batches_do_not_overlap(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, *(make_message(n) for n in range(4)))
+    ingestor = OverlapIngestor(delay=0.1)
+    size = len(make_message(0))
+    async with running(mailbox, ingestor, sessions, fetch_batch_bytes=size * 3 // 2):  # one mail in hand at most
+        await ingestor.wait_for(4)
+        await wait_until_empty(imap_server, mailbox.folder)
+    assert ingestor.most_held == 1
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 4
+
+
+async def test_mail_told_of_with_a_moves_answer_is_fetched_without_waiting_for_the_idle_renewal(
+    imap_server: ImapServer, sessions: Sessions
+) -> None:
+    mailbox = imap_server.mailbox()
+    await asyncio.to_thread(imap_server.create, mailbox.folder)
+    await imap_server.a_append(mailbox.folder, make_message(0))
+
+    class ArrivesDuringTheMove(ImapSession):
+        """A real session; a second mail arrives while the first is being moved, so the server tells of it
+        in the MOVE's answer (or just after), never again in the IDLE that follows."""
+
+        appended = False
+
+        async def move(self, uids: Sequence[int], folder: str) -> None:
+            if not ArrivesDuringTheMove.appended:
+                ArrivesDuringTheMove.appended = True
+                await imap_server.a_append(mailbox.folder, make_message(1))
+            await super().move(uids, folder)
+
+    ingestor = FakeIngestor()
+    async with running(mailbox, ingestor, sessions, connect=ArrivesDuringTheMove, idle_renew_seconds=600):
+        await ingestor.wait_for(2, seconds=10)  # without the note of that EXISTS: after the renewal, 600 s
+        await wait_until_empty(imap_server, mailbox.folder)
+    assert len(await imap_server.a_uids(mailbox.processed_folder)) == 2

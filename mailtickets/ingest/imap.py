@@ -1,17 +1,23 @@
 """The IMAP listener: one per mailbox; catch-up, then IDLE (or NOOP polling), forever.
 
 Order of work: fetch a batch, hand it to the pipeline at once (which commits it together, see
-pipeline/batch.py), then move or flag the committed ones on the server (one command per batch), then
-remember the highest UID.  A crash anywhere in between means a message is fetched again on restart and
-the pipeline's dedupe answers "duplicate": nothing is lost, nothing is doubled.
+pipeline/batch.py) and, while it commits, fetch the next one and hand it over too (bounded: two batches,
+`fetch_batch_bytes` in all); once a batch is committed, move or flag its mail on the server (one UID
+command per target folder), and remember the highest UID now and then and at the end of each catch-up.
+A crash anywhere in between means a message is fetched again on restart and the pipeline's dedupe
+answers "duplicate": nothing is lost, nothing is doubled.
 Every failure ends the session and reconnects after an exponential, jittered, capped back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import sys
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 100  # aioimaplib's recursive parser fails on replies covering ~1,000 messages
 FETCH_BATCH_BYTES = 50 * 1024 * 1024  # and at most this much mail in memory at once (settings.imap_fetch_batch_bytes)
+PIPELINE_DEPTH = 2  # batches in hand: one committing, the next fetched and parsing
+STATE_SAVE_SECONDS = 2.0  # how often a long catch-up writes its progress (and once at its end)
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
 AUTH_RETRY_SECONDS = 300.0
@@ -193,45 +201,81 @@ class MailboxListener:
             await session.noop()
 
     async def _catch_up(self, session: ImapSession, last_uid: int) -> int:
-        uids = await session.uids_after(last_uid)
-        for start in range(0, len(uids), FETCH_BATCH):
-            for batch in await session.batches(uids[start : start + FETCH_BATCH], FETCH_BATCH, self._fetch_batch_bytes):
-                if self._stop.is_set():
-                    return last_uid
-                fetched = await session.fetch(batch)
-                last_uid = max(last_uid, await self._process_batch(session, fetched))
-        return last_uid
+        """Fetch, ingest and settle everything after `last_uid`, pipelined: the next batch is fetched and
+        handed to the pipeline (whose parse workers start on it) while the previous one is committing.
 
-    async def _process_batch(self, session: ImapSession, fetched: list[tuple[int, bytes]]) -> int:
-        """Ingest the batch (handed over at once, so the pipeline commits it together), then settle the
-        committed ones on the server in one command each.
-
-        A crash before settling means they are fetched again and the pipeline answers "duplicate".
-        Returns the highest UID below the first failure: a failed message is fetched again later.
+        Bounded: at most PIPELINE_DEPTH batches and `fetch_batch_bytes` of mail in hand at once. Batches
+        are settled in order, each only after the commit that holds it; a batch still in the pipeline when
+        this stops or fails is never settled here: it is fetched again and answered "duplicate".
         """
-        if self._stop.is_set():
-            return 0
+        in_flight: deque[_InFlight] = deque()
+        progress = _Progress(last_uid)
+        try:
+            uids = await session.uids_after(last_uid)
+            for start in range(0, len(uids), FETCH_BATCH):
+                chunk = uids[start : start + FETCH_BATCH]
+                # Half the bound each, so that the next batch fits in hand beside the one committing.
+                batch_bytes = self._fetch_batch_bytes // PIPELINE_DEPTH
+                for batch, size in await session.sized_batches(chunk, FETCH_BATCH, batch_bytes):
+                    while in_flight and (
+                        len(in_flight) >= PIPELINE_DEPTH
+                        or sum(f.size for f in in_flight) + size > self._fetch_batch_bytes
+                    ):
+                        await self._settle_oldest(session, in_flight, progress)
+                    if self._stop.is_set():
+                        break
+                    in_flight.append(self._hand_over(await session.fetch(batch), size))
+                if self._stop.is_set():
+                    break
+            while in_flight:
+                await self._settle_oldest(session, in_flight, progress)
+        except BaseException:
+            if not isinstance(sys.exc_info()[1], asyncio.CancelledError):
+                # What the pipeline holds finishes before the reconnect fetches it again (it then dedupes).
+                await asyncio.gather(*(f.outcomes for f in in_flight), return_exceptions=True)
+            if progress.unsaved:  # best effort: what was settled need not be fetched again
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._state.save(self.mailbox.name, progress.last_uid))
+            raise
+        if progress.unsaved:
+            await self._state.save(self.mailbox.name, progress.last_uid)
+        return progress.last_uid
+
+    def _hand_over(self, fetched: list[tuple[int, bytes]], size: int) -> _InFlight:
+        """The whole batch to the pipeline at once, so that it shares group commits (pipeline/batch.py).
+
+        Shielded: a SIGTERM or a lost lease lets the batch in hand finish committing.
+        """
         source = f"imap:{self.mailbox.name}"
-        # Shielded: a SIGTERM or a lost lease lets the batch in hand finish committing.
-        outcomes = await asyncio.shield(
-            asyncio.gather(*(self._ingestor.ingest(raw, source) for _, raw in fetched), return_exceptions=True)
-        )
+        gathered = asyncio.gather(*(self._ingestor.ingest(raw, source) for _, raw in fetched), return_exceptions=True)
+        return _InFlight(fetched, size, gathered)
+
+    async def _settle_oldest(self, session: ImapSession, in_flight: deque[_InFlight], progress: _Progress) -> None:
+        """Wait for the oldest batch's commits, then move or flag its committed mail (one command per
+        target folder). A failed message is fetched again later: raises its failure after settling the
+        others; the highest UID below the first failure is what is remembered."""
+        oldest = in_flight[0]
+        outcomes = await asyncio.shield(oldest.outcomes)
+        in_flight.popleft()
         done: list[tuple[int, Outcome]] = []
         failure: BaseException | None = None
         last_uid = 0
-        for (uid, _), result in zip(fetched, outcomes, strict=True):
+        for (uid, _), result in zip(oldest.fetched, outcomes, strict=True):
             if isinstance(result, BaseException):
                 failure = failure or result
                 continue
             _log_result(self.mailbox.name, uid, result)
             done.append((uid, result.outcome))
             last_uid = uid if failure is None else last_uid
-        await self._settle(session, done, last_uid)
+        await self._settle(session, done)
+        progress.advance(last_uid)
         if failure is not None:
             raise failure
-        return last_uid
+        if progress.due():
+            await self._state.save(self.mailbox.name, progress.last_uid)
+            progress.saved()
 
-    async def _settle(self, session: ImapSession, done: list[tuple[int, Outcome]], last_uid: int) -> None:
+    async def _settle(self, session: ImapSession, done: list[tuple[int, Outcome]]) -> None:
         if not done:
             return
         m = self.mailbox
@@ -243,8 +287,36 @@ class MailboxListener:
             await session.move(handled, m.processed_folder)
         elif handled:
             await session.flag_seen(handled)
-        if last_uid:
-            await self._state.save(m.name, last_uid)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A fetched batch in the pipeline: its mail, its size as the server gave it, its outcomes to come."""
+
+    fetched: list[tuple[int, bytes]]
+    size: int
+    outcomes: asyncio.Future[list[IngestResult | BaseException]]
+
+
+@dataclass(slots=True)
+class _Progress:
+    """The highest settled UID, written to mailbox_state at most every STATE_SAVE_SECONDS during a
+    long catch-up and once at its end: each write is a durable commit beside the pipeline's, and a UID
+    not yet written only means that settled mail is fetched again after a crash (and dedupes)."""
+
+    last_uid: int
+    unsaved: bool = False
+    saved_at: float = field(default_factory=time.monotonic)
+
+    def advance(self, uid: int) -> None:
+        if uid > self.last_uid:
+            self.last_uid, self.unsaved = uid, True
+
+    def due(self) -> bool:
+        return self.unsaved and time.monotonic() - self.saved_at >= STATE_SAVE_SECONDS
+
+    def saved(self) -> None:
+        self.unsaved, self.saved_at = False, time.monotonic()
 
 
 def _log_result(mailbox: str, uid: int, result: IngestResult) -> None:

@@ -36,6 +36,7 @@ _UID_ITEM = re.compile(rb"UID (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _SIZE_ITEM = re.compile(rb"RFC822\.SIZE (\d+)")
 _STARTTLS_TAG = b"S0"
+_EXISTS = re.compile(rb"^\* \d+ EXISTS")
 
 
 class ImapError(Exception):
@@ -115,11 +116,22 @@ def parse_uidvalidity(lines: Sequence[bytes | bytearray]) -> int:
 
 
 class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
-    """aioimaplib's protocol, answering the challenge of a failed AUTHENTICATE.
+    """aioimaplib's protocol, answering the challenge of a failed AUTHENTICATE, and noting every
+    untagged EXISTS whatever command it comes with.
 
     A server refusing an XOAUTH2 token sends `+ <error>` and waits for an empty line before its NO;
     aioimaplib would wait forever, so a bad token looked like a timeout instead of a refused login.
+    A server tells of new mail once: an EXISTS that comes outside IDLE (with a MOVE's answer, or between
+    commands, where aioimaplib drops it) must still end the next IDLE at once, or that mail would wait
+    for the IDLE renewal (25 minutes by default).
     """
+
+    exists_seen = False
+
+    def _untagged_response(self, line: bytes) -> Any:
+        if _EXISTS.match(line):
+            self.exists_seen = True
+        return super()._untagged_response(line)
 
     def _continuation(self, line: bytes) -> None:
         pending = self.pending_sync_command
@@ -289,6 +301,7 @@ class ImapSession:
         return bool(self.client.has_capability(capability))
 
     async def uids_after(self, last_uid: int) -> list[int]:
+        self.client.protocol.exists_seen = False  # what comes from now on is found by this search or the next
         response = await self.ok(self.client.uid_search(f"UID {last_uid + 1}:*", charset=None), "UID SEARCH")
         words = b" ".join(bytes(line) for line in response.lines[:-1]).split()
         # `n:*` always matches the highest UID, even one below n: filter.
@@ -296,10 +309,16 @@ class ImapSession:
 
     async def batches(self, uids: Sequence[int], max_count: int, max_bytes: int) -> list[list[int]]:
         """The UIDs grouped for fetching, bounded in count and in bytes (sizes asked first, in one command)."""
+        return [batch for batch, _ in await self.sized_batches(uids, max_count, max_bytes)]
+
+    async def sized_batches(self, uids: Sequence[int], max_count: int, max_bytes: int) -> list[tuple[list[int], int]]:
+        """As `batches`, each with its size in bytes as the server gives it."""
         if not uids:
             return []
         response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID RFC822.SIZE)"), "UID FETCH")
-        return size_batches(uids, parse_sizes(response.lines), max_count, max_bytes)
+        sizes = parse_sizes(response.lines)
+        batches = size_batches(uids, sizes, max_count, max_bytes)
+        return [(batch, sum(sizes.get(uid, 0) for uid in batch)) for batch in batches]
 
     async def fetch(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
         response = await self.ok(self.client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])"), "UID FETCH")
@@ -325,7 +344,11 @@ class ImapSession:
         await self.ok(self.client.noop(), "NOOP")
 
     async def idle(self, seconds: float, stop: asyncio.Event) -> None:
-        """IDLE until the server reports new mail, `seconds` pass (renewal) or `stop` is set."""
+        """IDLE until the server reports new mail, `seconds` pass (renewal) or `stop` is set.
+
+        Returns at once, without IDLE, if new mail was reported since the last search."""
+        if self.client.protocol.exists_seen:
+            return
         idle_task = await self.call(self.client.idle_start(timeout=seconds))
         try:
             await self._wait_for_exists(seconds, stop)
