@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from mailtickets.parse.limits import ParseLimits
+from mailtickets.parse.message import PayloadStore
 from mailtickets.pipeline.parse_worker import ParseOutcome, parse_outcome
 
 FROM = "Alice Able <alice@acme.example>"
@@ -138,8 +139,8 @@ def slow_poison(message_id: str = "slow@acme.example") -> bytes:
     return SLOW_MARK + b"\r\n" + raw_header_mail(b"slow", b"alice@acme.example", message_id)
 
 
-def slow_parse_faked(raw: bytes, limits: ParseLimits) -> ParseOutcome:
+def slow_parse_faked(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
     """The real parse, except that a mail marked with SLOW_MARK hangs (runs in the worker process)."""
     if raw.startswith(SLOW_MARK):
         time.sleep(3600)
-    return parse_outcome(raw, limits)
+    return parse_outcome(raw, limits, store)

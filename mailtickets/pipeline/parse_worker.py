@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Protocol
 
 from mailtickets.parse.limits import ParseLimits
-from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.message import ParsedMessage, PayloadStore
 from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ OUT_OF_MEMORY = ParseFailure("parsing needed more memory than parse_memory_limit
 
 
 class Parser(Protocol):
-    async def parse(self, raw: bytes) -> ParseOutcome: ...
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome: ...
 
     async def close(self) -> None: ...
 
@@ -65,10 +67,10 @@ def limits_from(settings: Settings) -> ParseLimits:
     )
 
 
-def parse_outcome(raw: bytes, limits: ParseLimits) -> ParseOutcome:
+def parse_outcome(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
     """Parse one message; every failure becomes a reason (runs in the worker, or in-process)."""
     try:
-        return parse_message(raw, limits)
+        return parse_message(raw, limits, store)
     except UnparseableMessage as exc:
         return ParseFailure(str(exc))
     except MemoryError:
@@ -84,28 +86,40 @@ class InProcessParser:
     def __init__(self, limits: ParseLimits | None = None) -> None:
         self.limits = limits or ParseLimits()
 
-    async def parse(self, raw: bytes) -> ParseOutcome:
-        return parse_outcome(raw, self.limits)
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome:
+        return parse_outcome(raw, self.limits)  # attachments' bytes in memory: nothing written
 
     async def close(self) -> None:
         return None
 
 
-ParseFunction = Callable[[bytes, ParseLimits], ParseOutcome]  # module-level, so that a worker can import it
+# Module-level, so that a worker can import it. The store is where big attachments are written.
+ParseFunction = Callable[[bytes, ParseLimits, PayloadStore | None], ParseOutcome]
+_WRITE_FILES, _WRITE_NO_FILES = b"w", b"-"  # sent before each message's bytes
 
 
-def _serve(connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
-    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes."""
+def _serve(
+    connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction, files_dir: Path | None
+) -> None:
+    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes.
+
+    With `files_dir` (the pipeline's attachments folder) a big attachment is decoded straight into the
+    content-addressed store and comes back as its digest and size, not as bytes through the pipe. It is
+    written before the service's transaction, as ARCHITECTURE asks; if that rolls back, the file is an
+    orphan, which is harmless."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     stopping = _StopAfterTheMessageInHand()
+    files = FileStore(files_dir) if files_dir is not None else None
     connection.send_bytes(_READY)
     while not stopping.asked:
         try:
+            write_files = connection.recv_bytes() == _WRITE_FILES
             raw = connection.recv_bytes()
         except (EOFError, OSError):
             return
         stopping.busy = True
-        outcome = parse(raw, limits)
+        outcome = parse(raw, limits, files if write_files else None)
+        del raw  # before the answer is pickled: the worker's peak is the message, not the message twice
         try:
             connection.send(outcome)
         except MemoryError:
@@ -135,11 +149,21 @@ class _StopAfterTheMessageInHand:
 class _Worker:
     """One worker process and our end of its pipe. Its methods block: they run on the pool's threads."""
 
-    def __init__(self, context: BaseContext, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
+    def __init__(
+        self,
+        context: BaseContext,
+        limits: ParseLimits,
+        memory_limit: int,
+        parse: ParseFunction,
+        files_dir: Path | None = None,
+    ) -> None:
         ours, theirs = context.Pipe()
         self.connection = ours
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(theirs, limits, memory_limit, parse), daemon=True, name="mailtickets-parse"
+            target=_serve,
+            args=(theirs, limits, memory_limit, parse, files_dir),
+            daemon=True,
+            name="mailtickets-parse",
         )
         self.process.start()
         theirs.close()
@@ -147,7 +171,8 @@ class _Worker:
             self.stop(kill=True)
             raise OSError("a parse worker did not start")
 
-    def exchange(self, raw: bytes) -> ParseOutcome:
+    def exchange(self, raw: bytes, write_files: bool = True) -> ParseOutcome:
+        self.connection.send_bytes(_WRITE_FILES if write_files else _WRITE_NO_FILES)
         self.connection.send_bytes(raw)
         outcome: ParseOutcome = self.connection.recv()
         return outcome
@@ -181,8 +206,10 @@ class ParseWorkers:
         memory_limit: int,
         size: int = 2,
         parse: ParseFunction = parse_outcome,  # tests put a slow one here to exercise the time limit
+        files_dir: Path | None = None,  # where workers write big attachments; None: all come back as bytes
     ) -> None:
         self.limits = limits
+        self.files_dir = files_dir
         self._parse = parse
         self.timeout = timeout
         self.memory_limit = memory_limit
@@ -204,15 +231,17 @@ class ParseWorkers:
             timeout=settings.parse_timeout_seconds,
             memory_limit=settings.parse_memory_limit_bytes,
             size=settings.parse_workers,
+            files_dir=settings.attachments_dir,
         )
 
-    async def parse(self, raw: bytes) -> ParseOutcome:
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome:
+        """`write_files=False` (the dry run, a quarantine preview): big attachments come back as bytes."""
         if self._idle is None:
             self._idle = asyncio.Queue()
         idle = self._idle
         worker = await self._take(idle)
         try:
-            outcome, worker = await self._exchange(worker, raw)
+            outcome, worker = await self._exchange(worker, raw, write_files)
         finally:
             idle.put_nowait(worker)
         return outcome
@@ -231,17 +260,17 @@ class ParseWorkers:
     async def _new_worker(self) -> _Worker:
         loop = asyncio.get_running_loop()
         worker = await loop.run_in_executor(
-            self._threads, _Worker, self._context, self.limits, self.memory_limit, self._parse
+            self._threads, _Worker, self._context, self.limits, self.memory_limit, self._parse, self.files_dir
         )
         self._workers.append(worker)
         return worker
 
-    async def _exchange(self, worker: _Worker, raw: bytes) -> tuple[ParseOutcome, _Worker]:
+    async def _exchange(self, worker: _Worker, raw: bytes, write_files: bool) -> tuple[ParseOutcome, _Worker]:
         """The outcome, and the worker to give back to the pool (a fresh one if this one had to go)."""
         if not worker.alive():
             worker = await self._replace(worker)
         loop = asyncio.get_running_loop()
-        reply = loop.run_in_executor(self._threads, worker.exchange, raw)
+        reply = loop.run_in_executor(self._threads, worker.exchange, raw, write_files)
         done, _ = await asyncio.wait({reply}, timeout=self.timeout)
         if not done:
             worker.process.kill()  # a signal, from here: it also ends the thread's blocked read
