@@ -107,8 +107,9 @@ class SpooledMessage:
         return self.bodies.get(marker) if marker else None
 
 
-def spool(raw: bytes, min_bytes: int = SPOOL_MIN_BYTES) -> SpooledMessage:
+def spool(raw: bytes, min_bytes: int | None = None) -> SpooledMessage:
     """`raw` with every big leaf body replaced by a marker (nothing replaced when nothing is big)."""
+    min_bytes = SPOOL_MIN_BYTES if min_bytes is None else min_bytes
     if len(raw) < min_bytes:
         return SpooledMessage(raw)
     boundaries = tuple(declared_boundaries(raw))
