@@ -47,7 +47,7 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None, store: PayloadS
         charset = _declared_charset(message)
         headers = _decoded_headers(message, charset)
         defects: list[str] = [_defect_text(d) for d in mail.defects]
-        text, html, body_defects = _body(message, limits.max_text_chars, left_out, spooled)
+        text, html, body_defects = _body(message, limits.max_text_chars, left_out)
         defects.extend(body_defects)
         found, skipped = limit_attachments(collect_attachments(mail.attachments, defects, spooled), limits)
         attachments = [materialise(item, store) for item in found]
@@ -191,9 +191,7 @@ def _date(values: tuple[str, ...]) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _body(
-    message: Message, max_chars: int, left_out: list[str], spooled: SpooledMessage
-) -> tuple[str, str | None, list[str]]:
+def _body(message: Message, max_chars: int, left_out: list[str]) -> tuple[str, str | None, list[str]]:
     """Plain text preferred; from HTML-only mail the text is derived. HTML is returned sanitised.
 
     Each part's bytes, the HTML and the text are cut at `max_chars` (bytes: four per character).
@@ -202,8 +200,7 @@ def _body(
     html: list[str] = []
     defects: list[str] = []
     for part in _text_parts(message):
-        big = spooled.body_of(part)
-        payload = big.prefix(4 * max_chars) if big else part.get_payload(decode=True)
+        payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             continue
         text, note = decode_bytes(payload[: 4 * max_chars], part.get_param("charset"))  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ body of at least `SPOOL_MIN_BYTES` is replaced in a copy of the raw bytes by a m
 still does all of the MIME work (structure, headers, parameters, transfer encodings); the cheap scan
 only finds the delimiter lines of the boundaries the message declares (as `limits.bound_raw` does),
 and the stdlib parses each big segment's headers. A part is spooled only when its headers say it is a
-leaf (not multipart/*, message/*) with a transfer encoding decoded here the stdlib's way.
+leaf (not multipart/*, message/*) that is only a file (never read as body text) with a transfer
+encoding decoded here the stdlib's way. A big body text stays with the stdlib: it is cut at
+`max_text_chars` anyway.
 
 After the parse `claim` checks that every marker came back as the whole payload of one leaf and that
 every boundary the stdlib found is one the scan knew; when not (a crafted or odd message), the
@@ -55,9 +57,6 @@ class SpooledBody:
                 if limit is not None and produced >= limit:
                     return
 
-    def prefix(self, limit: int) -> bytes:
-        return b"".join(self.chunks(limit))[:limit]
-
     def size(self) -> int:
         return sum(len(chunk) for chunk in self.chunks())
 
@@ -69,7 +68,6 @@ class SpooledMessage:
     skeleton: bytes
     bodies: dict[str, SpooledBody] = field(default_factory=dict)  # marker → body
     boundaries: tuple[bytes, ...] = ()
-    _parts: dict[int, SpooledBody] = field(default_factory=dict)  # id(part) → body, once claimed
     _encoded_markers: dict[str, str] = field(default_factory=dict)  # base64 of a marker → marker
 
     def claim(self, message: Message) -> bool:
@@ -92,12 +90,8 @@ class SpooledMessage:
                 seen[payload] = part
         if len(seen) != len(self.bodies) or any(_MARKER_PREFIX in str(m.epilogue or "") for m in message.walk()):
             return False
-        self._parts = {id(part): self.bodies[marker] for marker, part in seen.items()}
         self._encoded_markers = {binascii.b2a_base64(m.encode(), newline=False).decode(): m for m in self.bodies}
         return True
-
-    def body_of(self, part: Message) -> SpooledBody | None:
-        return self._parts.get(id(part))
 
     def body_for_payload(self, payload: object) -> SpooledBody | None:
         """The body behind a payload mail-parser copied from a spooled part (as is, or re-encoded base64)."""
@@ -121,13 +115,14 @@ def spool(raw: bytes, min_bytes: int | None = None) -> SpooledMessage:
             closing = raw.startswith(b"--", found.end())
             line_end = raw.find(b"\n", found.end())
             starts.append(-1 if closing or line_end < 0 else line_end + 1)  # -1: an epilogue, never spooled
-    ends.append(len(raw))
+    # After the last delimiter: an epilogue, or a part never closed (the stdlib drops its last line break).
+    ends.append(len(raw) if len(starts) == 1 else -1)
     token = secrets.token_hex(8)
     pieces: list[bytes] = []
     bodies: dict[str, SpooledBody] = {}
     copied = 0
     for start, end in zip(starts, ends, strict=True):
-        if start < 0 or end - start < min_bytes:
+        if start < 0 or end < 0 or end - start < min_bytes:
             continue
         body = _leaf_body(raw, start, end, min_bytes)
         if body is None:
@@ -172,14 +167,37 @@ def _leaf_body(raw: bytes, start: int, end: int, min_bytes: int) -> SpooledBody 
     if raw.count(b"\r", body_start, end) != raw.count(b"\r\n", body_start, end):
         return None  # a bare CR ends a line for the stdlib and not for the delimiter scan
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw[start:body_start])
-    if headers.defects or headers.get_content_maintype() in ("multipart", "message"):
+    if headers.defects or headers.get_content_maintype() in ("multipart", "message") or not _only_a_file(headers):
         return None
     encoding = str(headers.get("content-transfer-encoding", "")).strip().lower()
     if encoding not in _ENCODINGS:
         return None
     if encoding == "base64" and raw.find(b"=", body_start, max(body_start, end - 8)) >= 0:
         return None  # padding inside the body (joined encodings): left to the stdlib's own decoder
+    if encoding == "base64" and not _whole_quads(raw, body_start, end):
+        encoding = "unreadable-base64"  # kept as the text it is, as `attachments._payload` keeps it
     return SpooledBody(raw, body_start, end, encoding)
+
+
+def _whole_quads(raw: bytes, start: int, end: int) -> bool:
+    """Whether the base64 decodes without a padding error (stray characters are skipped, as the stdlib does)."""
+    data = sum(
+        len(raw[o : min(o + CHUNK_BYTES, end)].translate(None, _NOT_BASE64)) for o in range(start, end, CHUNK_BYTES)
+    )
+    padding = raw[max(start, end - 8) : end].count(b"=")
+    return padding <= 2 and (data + padding) % 4 == 0 and (padding == 0 or data % 4 == 4 - padding)
+
+
+def _only_a_file(headers: Message) -> bool:
+    """Whether mail-parser takes the part for an attachment and never reads it as body text (it checks the
+    text's charset, a defect the marker would hide): its own rules, from the part's headers."""
+    disposition = headers.get_content_disposition()
+    subtype = headers.get_content_subtype()
+    if disposition == "inline" and headers.get_content_type() in ("text/plain", "text/html"):
+        return False
+    content_id = bool(str(headers.get("content-id") or "").strip())
+    named = bool(headers.get_filename())
+    return named or (content_id and subtype not in ("html", "plain")) or subtype == "rtf" or disposition == "attachment"
 
 
 def _plain_chunks(body: SpooledBody) -> Iterator[bytes]:
