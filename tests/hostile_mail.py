@@ -131,6 +131,17 @@ def big_attachment(size: int) -> bytes:
     return msg.as_bytes(policy=SMTP)
 
 
+def attachment_of(content: bytes, name: str = "data.bin") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = FROM
+    msg["To"] = "support@helpdesk.example"
+    msg["Subject"] = f"file {name}"
+    msg["Message-ID"] = f"<file-{len(content)}@acme.example>"
+    msg.set_content("see attached")
+    msg.add_attachment(content, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes(policy=SMTP)
+
+
 def big_joined_base64_attachment(size: int) -> bytes:
     """A big attachment of two base64 encodings joined ("==" inside the body): the spool leaves such a body
     to the stdlib's own decoder, so this shape still costs several times its size."""

@@ -5,6 +5,7 @@ poison message never ends in a retry loop. The intakes (pipe, LMTP, IMAP) are in
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -296,3 +297,16 @@ async def test_a_bug_in_our_code_quarantines_at_once_never_retries_faked(
     assert result.outcome == Outcome.QUARANTINED
     assert result.reason == "processing failed: KeyError: 'a bug in deciding'"
     await _assert_quarantined_whole(store, result, raw)
+
+
+async def test_a_big_attachment_is_stored_by_the_worker_and_recorded_on_the_message(sqlite_store: Store) -> None:
+    content = bytes(range(256)) * 12_000  # 3 MB: the worker writes it, the pipeline records its digest
+    async for store, pipeline in _hostile(sqlite_store, max_attachment_bytes=4 * 1024 * 1024):
+        result, _ = await _ingest_timed(pipeline, hostile_mail.attachment_of(content))
+        assert result.outcome == Outcome.CREATED, result.reason
+        message = await _message(store, result.ticket)
+        async with store.sessions() as session:
+            attachment = (await session.scalars(select(Attachment).where(Attachment.message_id == message.id))).one()
+        assert (attachment.filename, attachment.size) == ("data.bin", len(content))
+        assert attachment.sha256 == hashlib.sha256(content).hexdigest()
+        assert pipeline.files.get(attachment.sha256) == content
