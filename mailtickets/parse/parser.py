@@ -84,9 +84,7 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None, store: PayloadS
     )
 
 
-def _mail_parser(
-    raw: bytes, limits: ParseLimits, left_out: list[str]
-) -> tuple[mailparser.MailParser, SpooledMessage]:
+def _mail_parser(raw: bytes, limits: ParseLimits, left_out: list[str]) -> tuple[mailparser.MailParser, SpooledMessage]:
     """mail-parser over the stdlib tree, bounded first: never more than `max_mime_parts` parts read.
 
     The stdlib parses the message once, with its big bodies spooled out (`spool.py`); only when the

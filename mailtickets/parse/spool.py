@@ -77,10 +77,7 @@ class SpooledMessage:
         seen: dict[str, Message] = {}
         for part in message.walk():
             if part.is_multipart():
-                boundary = part.get_boundary()
-                if boundary is None or not any(
-                    boundary.encode("ascii", "surrogateescape").startswith(b) for b in self.boundaries if b
-                ):
+                if not self._known(part.get_boundary()):
                     return False  # a delimiter the scan did not look for may hide inside a spooled span
                 continue
             payload = part.get_payload()
@@ -92,6 +89,13 @@ class SpooledMessage:
             return False
         self._encoded_markers = {binascii.b2a_base64(m.encode(), newline=False).decode(): m for m in self.bodies}
         return True
+
+    def _known(self, boundary: str | None) -> bool:
+        try:
+            encoded = boundary.encode("ascii", "surrogateescape") if boundary is not None else None
+        except UnicodeEncodeError:  # decoded from RFC 2231 to characters the raw bytes spell some other way
+            return False
+        return encoded is not None and any(encoded.startswith(known) for known in self.boundaries if known)
 
     def body_for_payload(self, payload: object) -> SpooledBody | None:
         """The body behind a payload mail-parser copied from a spooled part (as is, or re-encoded base64)."""
