@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+from mailtickets.parse.message import StoredPayload
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -69,6 +72,31 @@ class FileStore:
             Path(temporary).unlink(missing_ok=True)
             raise
 
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredPayload:
+        """Bytes that arrive a chunk at a time (a big attachment as it is decoded), hashed as they are
+        written: the whole never has to be in memory. Named once the digest is known; stored once."""
+        make_private_dirs(self.root)
+        digest, size = hashlib.sha256(), 0
+        fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".incoming-")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            target = self.path_for(digest.hexdigest())
+            if target.exists():
+                Path(temporary).unlink()
+            else:
+                make_private_dirs(target.parent)
+                os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return StoredPayload(digest.hexdigest(), size)
+
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
@@ -78,6 +106,13 @@ class FileStore:
 
 class UnwrittenFileStore(FileStore):
     """Names files like FileStore but writes none: for the dry run, which must leave no trace."""
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredPayload:
+        digest, size = hashlib.sha256(), 0
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+        return StoredPayload(digest.hexdigest(), size)
 
     def put_with_digest(self, data: bytes, digest: str) -> None:
         self.path_for(digest)  # the same validation, no write

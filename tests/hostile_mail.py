@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from mailtickets.parse.limits import ParseLimits
+from mailtickets.parse.message import PayloadStore
 from mailtickets.pipeline.parse_worker import ParseOutcome, parse_outcome
 
 FROM = "Alice Able <alice@acme.example>"
@@ -130,6 +131,30 @@ def big_attachment(size: int) -> bytes:
     return msg.as_bytes(policy=SMTP)
 
 
+def attachment_of(content: bytes, name: str = "data.bin") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = FROM
+    msg["To"] = "support@helpdesk.example"
+    msg["Subject"] = f"file {name}"
+    msg["Message-ID"] = f"<file-{len(content)}@acme.example>"
+    msg.set_content("see attached")
+    msg.add_attachment(content, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes(policy=SMTP)
+
+
+def big_joined_base64_attachment(size: int) -> bytes:
+    """A big attachment of two base64 encodings joined ("==" inside the body): the spool leaves such a body
+    to the stdlib's own decoder, so this shape still costs several times its size."""
+    first = size - size % 3 - 2  # one byte over whole triplets: its base64 ends in "=="
+    body = base64.encodebytes(b"\xa5" * first) + base64.encodebytes(b"\xa5" * (size - first))
+    return (
+        f"From: {FROM}\r\nTo: support@helpdesk.example\r\nSubject: joined\r\n"
+        f"Message-ID: <joined-{size}@acme.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
+        '--b\r\nContent-Type: application/octet-stream; name="big.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+    ).encode() + body.replace(b"\n", b"\r\n") + b"--b--\r\n"
+
+
 SLOW_MARK = b"X-Test-Slow-Parse: yes"
 
 
@@ -138,8 +163,8 @@ def slow_poison(message_id: str = "slow@acme.example") -> bytes:
     return SLOW_MARK + b"\r\n" + raw_header_mail(b"slow", b"alice@acme.example", message_id)
 
 
-def slow_parse_faked(raw: bytes, limits: ParseLimits) -> ParseOutcome:
+def slow_parse_faked(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
     """The real parse, except that a mail marked with SLOW_MARK hangs (runs in the worker process)."""
     if raw.startswith(SLOW_MARK):
         time.sleep(3600)
-    return parse_outcome(raw, limits)
+    return parse_outcome(raw, limits, store)

@@ -5,6 +5,7 @@ poison message never ends in a retry loop. The intakes (pipe, LMTP, IMAP) are in
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -213,15 +214,26 @@ async def test_a_24_megabyte_mail_keeps_its_text_and_lists_the_attachment_left_o
     ]
 
 
+# An idle worker maps about 100 MB. A plain 17 MiB attachment (24 MB of base64) is spooled and decoded in
+# chunks (~130 MB at the peak); joined base64 is left to the stdlib and needs over 200 MB.
+TIGHT_MEMORY_LIMIT = 170 * 1024 * 1024
+
+
 async def test_a_message_over_the_memory_limit_is_quarantined_and_the_worker_replaced(sqlite_store: Store) -> None:
-    async for store, pipeline in _hostile(sqlite_store, parse_memory_limit_bytes=250 * 1024 * 1024):
-        raw = hostile_mail.big_attachment(17 * 1024 * 1024)
+    async for store, pipeline in _hostile(sqlite_store, parse_memory_limit_bytes=TIGHT_MEMORY_LIMIT):
+        raw = hostile_mail.big_joined_base64_attachment(17 * 1024 * 1024)
         result, _ = await _ingest_timed(pipeline, raw)
         assert result.outcome == Outcome.QUARANTINED
         assert "parse_memory_limit_bytes" in (result.reason or "")
         await _assert_quarantined_whole(store, result, raw)
         after, _ = await _ingest_timed(pipeline, make_message(message_id="<after-memory@acme.example>"))
         assert after.outcome == Outcome.CREATED
+
+
+async def test_a_24_megabyte_attachment_fits_in_a_limit_the_stdlib_alone_would_exceed(sqlite_store: Store) -> None:
+    async for _store, pipeline in _hostile(sqlite_store, parse_memory_limit_bytes=TIGHT_MEMORY_LIMIT):
+        result, _ = await _ingest_timed(pipeline, hostile_mail.big_attachment(17 * 1024 * 1024))
+        assert result.outcome == Outcome.CREATED, result.reason
 
 
 def failing_message(monkeypatch: pytest.MonkeyPatch, subject: str) -> bytes:
@@ -285,3 +297,16 @@ async def test_a_bug_in_our_code_quarantines_at_once_never_retries_faked(
     assert result.outcome == Outcome.QUARANTINED
     assert result.reason == "processing failed: KeyError: 'a bug in deciding'"
     await _assert_quarantined_whole(store, result, raw)
+
+
+async def test_a_big_attachment_is_stored_by_the_worker_and_recorded_on_the_message(sqlite_store: Store) -> None:
+    content = bytes(range(256)) * 12_000  # 3 MB: the worker writes it, the pipeline records its digest
+    async for store, pipeline in _hostile(sqlite_store, max_attachment_bytes=4 * 1024 * 1024):
+        result, _ = await _ingest_timed(pipeline, hostile_mail.attachment_of(content))
+        assert result.outcome == Outcome.CREATED, result.reason
+        message = await _message(store, result.ticket)
+        async with store.sessions() as session:
+            attachment = (await session.scalars(select(Attachment).where(Attachment.message_id == message.id))).one()
+        assert (attachment.filename, attachment.size) == ("data.bin", len(content))
+        assert attachment.sha256 == hashlib.sha256(content).hexdigest()
+        assert pipeline.files.get(attachment.sha256) == content

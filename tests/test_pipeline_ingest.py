@@ -63,7 +63,7 @@ async def test_unknown_sender_without_reference_is_quarantined_with_raw_bytes_ke
 async def test_a_parser_bug_faked_by_monkeypatch_quarantines_instead_of_losing_the_mail(
     world: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_parser(raw: bytes, limits: object) -> None:
+    def broken_parser(raw: bytes, limits: object, store: object = None) -> None:
         raise KeyError("a bug in our own parsing code")
 
     monkeypatch.setattr("mailtickets.pipeline.parse_worker.parse_message", broken_parser)

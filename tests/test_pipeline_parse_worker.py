@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from mailtickets.parse.limits import ParseLimits
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.pipeline.parse_worker import InProcessParser, ParseFailure, ParseWorkers
+from mailtickets.storage import FileStore
 from tests import hostile_mail
 from tests.builders import make_message
 
@@ -100,3 +103,20 @@ async def test_workers_start_only_as_the_load_needs_them() -> None:
         assert len(pool.workers) == 2
     finally:
         await pool.close()
+
+
+async def test_a_worker_writes_a_big_attachment_to_the_store_and_sends_back_its_digest(tmp_path: Path) -> None:
+    content = bytes(range(256)) * 8192  # 2 MiB: spooled, decoded into the store by the worker
+    pool = ParseWorkers(ParseLimits(), timeout=30, memory_limit=512 * 1024 * 1024, size=1, files_dir=tmp_path)
+    try:
+        stored = await pool.parse(hostile_mail.attachment_of(content))
+        shown = await pool.parse(hostile_mail.attachment_of(content + b"!"), write_files=False)  # a dry run
+    finally:
+        await pool.close()
+    assert isinstance(stored, ParsedMessage) and isinstance(shown, ParsedMessage)
+    (attachment,) = stored.attachments
+    assert attachment.payload == b"" and attachment.size == len(content)
+    assert attachment.stored is not None and attachment.stored.sha256 == hashlib.sha256(content).hexdigest()
+    assert FileStore(tmp_path).get(attachment.stored.sha256) == content
+    assert [a.payload for a in shown.attachments] == [content + b"!"]  # as bytes: nothing written for it
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [attachment.stored.sha256]

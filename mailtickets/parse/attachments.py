@@ -1,4 +1,7 @@
-"""Attachments as mail-parser found them, made safe to store: clean names, decoded bytes, TNEF unpacked."""
+"""Attachments as mail-parser found them, made safe to store: clean names, decoded bytes, TNEF unpacked.
+
+A big body spooled out of the parse (`spool.py`) is decoded only once the limits keep it, chunk by chunk.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tnefparse import TNEF
 
-from mailtickets.parse.message import ParsedAttachment
+from mailtickets.parse.message import ParsedAttachment, PayloadStore
+from mailtickets.parse.spool import SpooledBody, SpooledMessage
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +28,44 @@ _UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\u061c\u200e\u200f\u202
 TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
 
 
-def collect_attachments(items: Iterable[Mapping[str, Any]], defects: list[str]) -> list[ParsedAttachment]:
-    found: list[ParsedAttachment] = []
+@dataclass(frozen=True, slots=True)
+class FoundAttachment:
+    """An attachment before the limits decide on it; a spooled one is still encoded in the raw bytes."""
+
+    attachment: ParsedAttachment
+    size: int
+    body: SpooledBody | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.attachment.filename
+
+
+def collect_attachments(
+    items: Iterable[Mapping[str, Any]], defects: list[str], spooled: SpooledMessage | None = None
+) -> list[FoundAttachment]:
+    found: list[FoundAttachment] = []
     for index, item in enumerate(items, start=1):
-        attachment = _from_mailparser(item, index)
-        found.append(attachment)
+        body = spooled.body_for_payload(item.get("payload")) if spooled else None
+        attachment = _from_mailparser(item, index, body is None)
+        if _is_tnef(attachment) and body is not None:  # unpacked in memory: tnefparse reads bytes
+            attachment, body = replace(attachment, payload=b"".join(body.chunks())), None
+        found.append(FoundAttachment(attachment, body.size() if body else attachment.size, body))
         if _is_tnef(attachment):
-            found.extend(unpack_tnef(attachment, defects))
+            found.extend(FoundAttachment(a, a.size) for a in unpack_tnef(attachment, defects))
     return found
 
 
-def _from_mailparser(item: Mapping[str, Any], index: int) -> ParsedAttachment:
+def materialise(found: FoundAttachment, store: PayloadStore | None) -> ParsedAttachment:
+    """The attachment with its bytes: decoded chunk by chunk into `store` when given, else into memory."""
+    if found.body is None:
+        return found.attachment
+    if store is None:
+        return replace(found.attachment, payload=b"".join(found.body.chunks()))
+    return replace(found.attachment, stored=store.put_chunks(found.body.chunks()))
+
+
+def _from_mailparser(item: Mapping[str, Any], index: int, with_payload: bool = True) -> ParsedAttachment:
     content_type = str(item.get("mail_content_type") or "application/octet-stream").lower()
     content_id = str(item.get("content-id") or "").strip().strip("<>") or None
     disposition = str(item.get("content-disposition") or "").lower()
@@ -43,7 +75,7 @@ def _from_mailparser(item: Mapping[str, Any], index: int) -> ParsedAttachment:
     return ParsedAttachment(
         filename=safe_filename(raw_name, fallback=f"attachment-{index}{_extension_for(content_type)}"),
         content_type=content_type,
-        payload=_payload(item),
+        payload=_payload(item) if with_payload else b"",
         content_id=content_id,
         inline=disposition.startswith("inline") or (content_id is not None and not disposition),
     )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
-
-from mailtickets.parse.message import ParsedAttachment
+from typing import Protocol, TypeVar
 
 MAX_NESTING = 40  # MIME parts nested deeper are left out: nobody's mail client nests that deep
 CUT_MARKER = "\n[… cut: longer than {limit} characters]"
@@ -48,15 +47,25 @@ def bound_raw(raw: bytes, max_parts: int) -> tuple[bytes, int]:
     never reads hundreds of thousands of parts; `prune_parts` then enforces the exact limit on what is
     left.  Returns the (maybe shortened) bytes and how many delimiter lines were cut away.
     """
-    boundaries = list(dict.fromkeys(m.group(1).strip() for m in _BOUNDARY_PARAM.finditer(raw)))[:_MAX_BOUNDARIES]
+    boundaries = declared_boundaries(raw)
     if not boundaries:
         return raw, 0
-    delimiter = re.compile(rb"^--(?:" + b"|".join(re.escape(b) for b in boundaries if b) + rb")", re.MULTILINE)
+    delimiter = delimiter_lines(boundaries)
     allowed = 2 * max_parts
     for count, found in enumerate(delimiter.finditer(raw)):
         if count == allowed:
             return raw[: found.start()], sum(1 for _ in delimiter.finditer(raw, found.start()))
     return raw, 0
+
+
+def declared_boundaries(raw: bytes) -> list[bytes]:
+    """Every boundary parameter anywhere in the message (a superset of those the stdlib uses), first ones first."""
+    return list(dict.fromkeys(m.group(1).strip() for m in _BOUNDARY_PARAM.finditer(raw)))[:_MAX_BOUNDARIES]
+
+
+def delimiter_lines(boundaries: Iterable[bytes]) -> re.Pattern[bytes]:
+    """Lines that start with "--" and one of `boundaries`: every delimiter line of those boundaries, and more."""
+    return re.compile(rb"^--(?:" + b"|".join(re.escape(b) for b in boundaries if b) + rb")", re.MULTILINE)
 
 
 def prune_parts(message: Message, max_parts: int) -> list[str]:
@@ -87,16 +96,25 @@ def prune_parts(message: Message, max_parts: int) -> list[str]:
     return notes
 
 
-def limit_attachments(
-    attachments: list[ParsedAttachment], limits: ParseLimits
-) -> tuple[list[ParsedAttachment], list[str]]:
+class _Limited(Protocol):
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+Limited = TypeVar("Limited", bound=_Limited)
+
+
+def limit_attachments(attachments: list[Limited], limits: ParseLimits) -> tuple[list[Limited], list[str]]:
     """At most `max_attachments`, none over `max_attachment_bytes`; the rest listed with the reason."""
-    kept: list[ParsedAttachment] = []
+    kept: list[Limited] = []
     left_out: list[str] = []
     for attachment in attachments:
-        if len(attachment.payload) > limits.max_attachment_bytes:
+        if attachment.size > limits.max_attachment_bytes:
             left_out.append(
-                f"attachment {attachment.filename} ({len(attachment.payload)} bytes) left out: "
+                f"attachment {attachment.filename} ({attachment.size} bytes) left out: "
                 f"over max_attachment_bytes ({limits.max_attachment_bytes})"
             )
         elif len(kept) >= limits.max_attachments:

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayload:
+    """An attachment's bytes already written to the content-addressed file store (by the parse worker)."""
+
+    sha256: str
+    size: int
+
+
+class PayloadStore(Protocol):
+    """Where a big attachment is written as it is decoded (`storage.FileStore`), instead of kept in memory."""
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredPayload: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedAttachment:
     filename: str  # already made safe: no path separators, control characters or empty names
     content_type: str
-    payload: bytes
+    payload: bytes  # b"" when `stored`
     content_id: str | None = None  # without angle brackets
     inline: bool = False
+    stored: StoredPayload | None = None  # the bytes are in the file store already, not in `payload`
+
+    @property
+    def size(self) -> int:
+        return self.stored.size if self.stored else len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,25 +6,28 @@ pipeline can always give a message an outcome.
 
 from __future__ import annotations
 
-import email
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.feedparser import BytesFeedParser
 from email.message import Message
+from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
 
-from mailtickets.parse.attachments import collect_attachments
+from mailtickets.parse.attachments import collect_attachments, materialise
 from mailtickets.parse.html_text import bounded_html
 from mailtickets.parse.limits import ParseLimits, bound_raw, counted_warnings, cut_text, limit_attachments, prune_parts
-from mailtickets.parse.message import ParsedAttachment, ParsedMessage
+from mailtickets.parse.message import ParsedAttachment, ParsedMessage, PayloadStore
 from mailtickets.parse.quotes import reply_text
+from mailtickets.parse.spool import SpooledMessage, spool
 from mailtickets.parse.text import clean_header_text, decode_bytes, decode_encoded_words, html_to_text, sanitise_html
 from mailtickets.trust.address import parse_from
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_MESSAGE_ID = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
+FEED_BYTES = 64 * 1024  # raw bytes handed to the stdlib parser at a time
 MAX_HEADER_VALUE = 4000  # characters kept per header value; longer ones are cut, never refused
 
 
@@ -32,18 +35,23 @@ class UnparseableMessage(ValueError):
     """Not even the headers could be read: the pipeline quarantines the raw bytes."""
 
 
-def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
+def parse_message(raw: bytes, limits: ParseLimits | None = None, store: PayloadStore | None = None) -> ParsedMessage:
+    """`store`: where big attachments are written as they are decoded (the parse worker's file store);
+    without one every attachment's bytes are in `payload`."""
     limits = limits or ParseLimits()
     left_out: list[str] = []
     with counted_warnings(("mailparser.core", "mailparser.utils"), left_out):
-        mail = _mail_parser(raw, limits, left_out)
+        mail, spooled = _mail_parser(raw, limits, left_out)
+        del raw  # what is still needed of it is in `spooled`
         message: Message = mail.message
         charset = _declared_charset(message)
         headers = _decoded_headers(message, charset)
         defects: list[str] = [_defect_text(d) for d in mail.defects]
         text, html, body_defects = _body(message, limits.max_text_chars, left_out)
         defects.extend(body_defects)
-        attachments, skipped = limit_attachments(collect_attachments(mail.attachments, defects), limits)
+        found, skipped = limit_attachments(collect_attachments(mail.attachments, defects, spooled), limits)
+        attachments = [materialise(item, store) for item in found]
+        del found, spooled, mail
     left_out.extend(skipped)
     # The address list is parsed on the raw value; only then are display names decoded.
     raw_from = [str(value) for name, value in message.raw_items() if name.lower() == "from"]
@@ -76,19 +84,37 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     )
 
 
-def _mail_parser(raw: bytes, limits: ParseLimits, left_out: list[str]) -> mailparser.MailParser:
-    """mail-parser over the stdlib tree, bounded first: never more than `max_mime_parts` parts read."""
+def _mail_parser(raw: bytes, limits: ParseLimits, left_out: list[str]) -> tuple[mailparser.MailParser, SpooledMessage]:
+    """mail-parser over the stdlib tree, bounded first: never more than `max_mime_parts` parts read.
+
+    The stdlib parses the message once, with its big bodies spooled out (`spool.py`); only when the
+    spooled form does not parse back to the same parts is the whole message parsed."""
     raw, cut = bound_raw(raw, limits.max_mime_parts)
     if cut:
         left_out.append(f"{cut} MIME delimiters left out unread: over max_mime_parts ({limits.max_mime_parts})")
     try:
-        message = email.message_from_bytes(raw)
+        spooled = spool(raw)
+        message = _stdlib_parse(spooled.skeleton)
+        if not spooled.claim(message):
+            spooled = SpooledMessage(raw)
+            message = _stdlib_parse(raw)
         left_out.extend(prune_parts(message, limits.max_mime_parts))
-        return mailparser.MailParser(message)
+        return mailparser.MailParser(message), spooled
     except MemoryError:
         raise  # over the worker's memory limit: not the same as unreadable
     except Exception as exc:  # mail-parser wraps stdlib failures in several types; all mean "unreadable"
         raise UnparseableMessage(f"cannot parse message: {type(exc).__name__}: {exc}") from exc
+
+
+def _stdlib_parse(raw: bytes) -> Message:
+    """`email.message_from_bytes`, fed a slice at a time: it would hold the whole message as a str and
+    again in a StringIO buffer (four bytes a character) while it reads."""
+    feeder = BytesFeedParser(policy=compat32)
+    view = memoryview(raw)
+    for offset in range(0, len(raw), FEED_BYTES):
+        feeder.feed(bytes(view[offset : offset + FEED_BYTES]))
+    message: Message = feeder.close()
+    return message
 
 
 def _declared_charset(message: Message) -> str | None:
@@ -176,6 +202,7 @@ def _body(message: Message, max_chars: int, left_out: list[str]) -> tuple[str, s
         if not isinstance(payload, bytes):
             continue
         text, note = decode_bytes(payload[: 4 * max_chars], part.get_param("charset"))  # type: ignore[arg-type]
+        del payload
         if note:
             defects.append(f"{part.get_content_type()}: {note}")
         (html if part.get_content_subtype() == "html" else plain).append(text)

@@ -204,7 +204,7 @@ class Pipeline:
         recorded yet (else it is its own duplicate); its dedupe key is set aside in the rolled-back transaction.
         """
         received = Received(raw, source, hashlib.sha256(raw).hexdigest())
-        parsed, problem = await self._parse(raw)  # in the workers, like ingest: an upload cannot hold the loop
+        parsed, problem = await self._parse(raw, write_files=False)  # in the workers: an upload cannot hold the loop
         verdict = await self._verdict(parsed, raw)
         rehearsal = copy.copy(self)
         rehearsal.files = UnwrittenFileStore(self.files.root)
@@ -284,11 +284,11 @@ class Pipeline:
             f" ({result.reason})" if result.reason else "",
         )
 
-    async def _parse(self, raw: bytes) -> tuple[ParsedMessage | None, str | None]:
+    async def _parse(self, raw: bytes, *, write_files: bool = True) -> tuple[ParsedMessage | None, str | None]:
         if len(raw) > self.settings.max_message_bytes:
             return None, f"too large: {len(raw)} bytes, limit {self.settings.max_message_bytes}"
         try:
-            outcome = await self.parser.parse(raw)
+            outcome = await self.parser.parse(raw, write_files=write_files)
         except OSError as exc:  # no worker could be started (out of processes or memory): ours, passing
             raise TemporaryError(f"no parse worker: {exc}") from exc
         if isinstance(outcome, ParseFailure):

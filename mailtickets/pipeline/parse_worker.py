@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, Protocol
 
 from mailtickets.parse.limits import ParseLimits
-from mailtickets.parse.message import ParsedMessage
+from mailtickets.parse.message import ParsedMessage, PayloadStore
 from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.settings import Settings
+from mailtickets.storage import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ OUT_OF_MEMORY = ParseFailure("parsing needed more memory than parse_memory_limit
 
 
 class Parser(Protocol):
-    async def parse(self, raw: bytes) -> ParseOutcome: ...
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome: ...
 
     async def close(self) -> None: ...
 
@@ -68,10 +70,10 @@ def limits_from(settings: Settings) -> ParseLimits:
     )
 
 
-def parse_outcome(raw: bytes, limits: ParseLimits) -> ParseOutcome:
+def parse_outcome(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
     """Parse one message; every failure becomes a reason (runs in the worker, or in-process)."""
     try:
-        return parse_message(raw, limits)
+        return parse_message(raw, limits, store)
     except UnparseableMessage as exc:
         return ParseFailure(str(exc))
     except MemoryError:
@@ -87,28 +89,40 @@ class InProcessParser:
     def __init__(self, limits: ParseLimits | None = None) -> None:
         self.limits = limits or ParseLimits()
 
-    async def parse(self, raw: bytes) -> ParseOutcome:
-        return parse_outcome(raw, self.limits)
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome:
+        return parse_outcome(raw, self.limits)  # attachments' bytes in memory: nothing written
 
     async def close(self) -> None:
         return None
 
 
-ParseFunction = Callable[[bytes, ParseLimits], ParseOutcome]  # module-level, so that a worker can import it
+# Module-level, so that a worker can import it. The store is where big attachments are written.
+ParseFunction = Callable[[bytes, ParseLimits, PayloadStore | None], ParseOutcome]
+_WRITE_FILES, _WRITE_NO_FILES = b"w", b"-"  # sent before each message's bytes
 
 
-def _serve(connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
-    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes."""
+def _serve(
+    connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction, files_dir: Path | None
+) -> None:
+    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes.
+
+    With `files_dir` (the pipeline's attachments folder) a big attachment is decoded straight into the
+    content-addressed store and comes back as its digest and size, not as bytes through the pipe. It is
+    written before the service's transaction, as ARCHITECTURE asks; if that rolls back, the file is an
+    orphan, which is harmless."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     stopping = _StopAfterTheMessageInHand()
+    files = FileStore(files_dir) if files_dir is not None else None
     connection.send_bytes(_READY)
     while not stopping.asked:
         try:
+            write_files = connection.recv_bytes() == _WRITE_FILES
             raw = connection.recv_bytes()
         except (EOFError, OSError):
             return
         stopping.busy = True
-        outcome = parse(raw, limits)
+        outcome = parse(raw, limits, files if write_files else None)
+        del raw  # before the answer is pickled: the worker's peak is the message, not the message twice
         try:
             connection.send(outcome)
         except MemoryError:
@@ -138,11 +152,21 @@ class _StopAfterTheMessageInHand:
 class _Worker:
     """One worker process and our end of its pipe. Its methods block: they run on the pool's threads."""
 
-    def __init__(self, context: BaseContext, limits: ParseLimits, memory_limit: int, parse: ParseFunction) -> None:
+    def __init__(
+        self,
+        context: BaseContext,
+        limits: ParseLimits,
+        memory_limit: int,
+        parse: ParseFunction,
+        files_dir: Path | None = None,
+    ) -> None:
         ours, theirs = context.Pipe()
         self.connection = ours
         self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(theirs, limits, memory_limit, parse), daemon=True, name="mailtickets-parse"
+            target=_serve,
+            args=(theirs, limits, memory_limit, parse, files_dir),
+            daemon=True,
+            name="mailtickets-parse",
         )
         self.process.start()
         theirs.close()
@@ -150,8 +174,9 @@ class _Worker:
             self.stop(kill=True)
             raise OSError("a parse worker did not start")
 
-    def exchange(self, raw: bytes, timeout: float) -> ParseOutcome:
+    def exchange(self, raw: bytes, timeout: float, write_files: bool = True) -> ParseOutcome:
         """TimeoutError past `timeout`; EOFError or OSError if the worker died."""
+        self.connection.send_bytes(_WRITE_FILES if write_files else _WRITE_NO_FILES)
         self.connection.send_bytes(raw)
         if not self.connection.poll(timeout):
             raise TimeoutError
@@ -187,14 +212,16 @@ class ParseWorkers:
         memory_limit: int,
         size: int = 2,
         parse: ParseFunction = parse_outcome,  # tests put a slow one here to exercise the time limit
+        files_dir: Path | None = None,  # where workers write big attachments; None: all come back as bytes
     ) -> None:
         self.limits = limits
+        self.files_dir = files_dir
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.size = max(1, size)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
-        self._pool = _Feeders(context, limits, memory_limit, parse, timeout)
+        self._pool = _Feeders(context, limits, memory_limit, parse, timeout, files_dir)
         # A pool nobody closed (a test, a crash) still leaves no process or thread behind: the feeders hold
         # the state, not this object, so it can be collected.
         self._finalizer = weakref.finalize(self, self._pool.stop, kill=True)
@@ -206,12 +233,14 @@ class ParseWorkers:
             timeout=settings.parse_timeout_seconds,
             memory_limit=settings.parse_memory_limit_bytes,
             size=settings.parse_workers,
+            files_dir=settings.attachments_dir,
         )
 
-    async def parse(self, raw: bytes) -> ParseOutcome:
+    async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome:
+        """`write_files=False` (the dry run, a quarantine preview): big attachments come back as bytes."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ParseOutcome] = loop.create_future()
-        self._pool.submit(_Job(raw, loop, future), self.size)
+        self._pool.submit(_Job(raw, write_files, loop, future), self.size)
         return await future
 
     @property
@@ -228,15 +257,16 @@ class _Feeders:
     """The pool's state, shared by its feeder threads: the queue of messages and the live workers."""
 
     def __init__(
-        self, context: BaseContext, limits: ParseLimits, memory_limit: int, parse: ParseFunction, timeout: float
+        self,
+        context: BaseContext,
+        limits: ParseLimits,
+        memory_limit: int,
+        parse: ParseFunction,
+        timeout: float,
+        files_dir: Path | None,
     ) -> None:
-        self.context, self.limits, self.memory_limit, self.parse, self.timeout = (
-            context,
-            limits,
-            memory_limit,
-            parse,
-            timeout,
-        )
+        self.context, self.limits, self.memory_limit = context, limits, memory_limit
+        self.parse, self.timeout, self.files_dir = parse, timeout, files_dir
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
         self.workers: list[_Worker] = []
@@ -275,7 +305,7 @@ class _Feeders:
             try:
                 if worker is None or not worker.alive():
                     worker = self._start(worker)
-                outcome, worker = self._exchange(worker, job.raw)
+                outcome, worker = self._exchange(worker, job.raw, job.write_files)
             except BaseException as exc:  # no worker could be started: the caller's (temporary) error
                 job.post_error(exc)
                 continue
@@ -299,7 +329,7 @@ class _Feeders:
         if old is not None:
             log.warning("parse worker %s replaced", old.process.pid)
             self._retire(old, kill=True)
-        worker = _Worker(self.context, self.limits, self.memory_limit, self.parse)
+        worker = _Worker(self.context, self.limits, self.memory_limit, self.parse, self.files_dir)
         with self.lock:
             self.workers.append(worker)
         return worker
@@ -311,10 +341,10 @@ class _Feeders:
             self.workers.remove(worker)
         worker.stop(kill=kill)
 
-    def _exchange(self, worker: _Worker, raw: bytes) -> tuple[ParseOutcome, _Worker | None]:
+    def _exchange(self, worker: _Worker, raw: bytes, write_files: bool) -> tuple[ParseOutcome, _Worker | None]:
         """The outcome, and the worker to keep (None: it had to go; the next message starts a fresh one)."""
         try:
-            outcome = worker.exchange(raw, self.timeout)
+            outcome = worker.exchange(raw, self.timeout, write_files)
         except TimeoutError:
             self._retire(worker, kill=True)
             return ParseFailure(f"parsing took longer than parse_timeout_seconds ({self.timeout:g} s)"), None
@@ -328,6 +358,7 @@ class _Feeders:
 @dataclass(frozen=True, slots=True)
 class _Job:
     raw: bytes
+    write_files: bool
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[ParseOutcome]
 

@@ -69,7 +69,7 @@ async def show_held(session: AsyncSession, raw_store: FileStore, inbound_id: int
     raw = held_raw(raw_store, record)
     if raw is None:
         return {**summary, "to": [], "headers": [], "text": "(the raw bytes were not kept)"}
-    parsed = await parser.parse(raw)
+    parsed = await parser.parse(raw, write_files=False)  # a preview writes no attachment
     if isinstance(parsed, ParseFailure):
         preview, to = printable(f"(cannot be parsed: {parsed.reason})"), []
     else:

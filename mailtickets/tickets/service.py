@@ -124,8 +124,8 @@ def store_attachments(message: TicketMessage, parsed: ParsedMessage, files: File
             Attachment(
                 filename=item.filename,
                 content_type=item.content_type[:255],
-                size=len(item.payload),
-                sha256=files.put(item.payload),
+                size=item.size,
+                sha256=item.stored.sha256 if item.stored else files.put(item.payload),  # stored: by the parse worker
                 content_id=item.content_id,
                 inline=item.inline,
             )
