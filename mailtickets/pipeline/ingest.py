@@ -345,7 +345,8 @@ class Pipeline:
         record = self._record(received, parsed, key, decision, authenticated)
         record["matched_rules"] = matched_rules or None
         # A Core insert built once (same Table as the model): the record is no ORM object to track.
-        inbound_id = (await session.execute(_INSERT_INBOUND, record)).scalar_one()
+        with session.no_autoflush:  # else the pending message is flushed first and then UPDATEd with the id
+            inbound_id = (await session.execute(_INSERT_INBOUND, record)).scalar_one()
         if decision.message is not None:
             decision.message.inbound_mail_id = inbound_id  # the one flush writes the message (and the ticket)
         await session.flush()
