@@ -73,12 +73,13 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
-# Tables the pipeline keeps in memory (DirectoryCache): a write to any of them bumps the "directory" counter.
+# Tables the pipeline keeps in memory (VersionedCache): a write to any of them bumps the "directory" counter.
 CACHED_TABLES = frozenset({"agents", "agent_aliases", "clients", "client_domains", "rules"})
 _DIRECTORY = "directory"
 _BUMP = update(ChangeCounter).where(ChangeCounter.name == _DIRECTORY).values(version=ChangeCounter.version + 1)
 _VERSION = select(ChangeCounter.version).where(ChangeCounter.name == _DIRECTORY)
 _WROTE = "mailtickets_directory_written_in"  # on the connection: the transaction that wrote a cached table
+_SEEN = "mailtickets_directory_version"  # on the session: (its transaction, the version read in it)
 
 
 def _bump_on_cached_write(connection: Connection, statement: Any, *_: Any) -> None:
@@ -102,11 +103,11 @@ async def directory_version(session: AsyncSession) -> int | None:
     ):
         return None
     root = session.sync_session.get_transaction()
-    seen = session.info.get(_WROTE)
+    seen = session.info.get(_SEEN)
     if seen is not None and seen[0] is root:
         return seen[1]  # type: ignore[no-any-return]
     version = await session.scalar(_VERSION)
-    session.info[_WROTE] = (root, version)
+    session.info[_SEEN] = (root, version)
     return version
 
 

@@ -148,11 +148,15 @@ def big_joined_base64_attachment(size: int) -> bytes:
     first = size - size % 3 - 2  # one byte over whole triplets: its base64 ends in "=="
     body = base64.encodebytes(b"\xa5" * first) + base64.encodebytes(b"\xa5" * (size - first))
     return (
-        f"From: {FROM}\r\nTo: support@helpdesk.example\r\nSubject: joined\r\n"
-        f"Message-ID: <joined-{size}@acme.example>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
-        '--b\r\nContent-Type: application/octet-stream; name="big.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-    ).encode() + body.replace(b"\n", b"\r\n") + b"--b--\r\n"
+        (
+            f"From: {FROM}\r\nTo: support@helpdesk.example\r\nSubject: joined\r\n"
+            f"Message-ID: <joined-{size}@acme.example>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
+            '--b\r\nContent-Type: application/octet-stream; name="big.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        ).encode()
+        + body.replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
 
 
 SLOW_MARK = b"X-Test-Slow-Parse: yes"
@@ -167,4 +171,25 @@ def slow_parse_faked(raw: bytes, limits: ParseLimits, store: PayloadStore | None
     """The real parse, except that a mail marked with SLOW_MARK hangs (runs in the worker process)."""
     if raw.startswith(SLOW_MARK):
         time.sleep(3600)
+    return parse_outcome(raw, limits, store)
+
+
+UNREADABLE_MARK = b"X-Faked-Unreadable-Answer: yes\r\n"
+
+
+class _ReadsBackAsAnError:
+    """Pickles in the worker, but unpickling it in the service raises (as a corrupt answer would)."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_refuse_to_unpickle, ())
+
+
+def _refuse_to_unpickle() -> None:
+    raise ValueError("the answer cannot be read back")
+
+
+def unreadable_answer_parse_faked(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
+    """The real parse, except that a mail marked with UNREADABLE_MARK gets an answer that does not unpickle."""
+    if raw.startswith(UNREADABLE_MARK):
+        return _ReadsBackAsAnError()  # type: ignore[return-value]
     return parse_outcome(raw, limits, store)

@@ -120,3 +120,22 @@ async def test_a_worker_writes_a_big_attachment_to_the_store_and_sends_back_its_
     assert FileStore(tmp_path).get(attachment.stored.sha256) == content
     assert [a.payload for a in shown.attachments] == [content + b"!"]  # as bytes: nothing written for it
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [attachment.stored.sha256]
+
+
+async def test_an_answer_that_cannot_be_read_back_fails_that_message_and_replaces_the_worker_faked() -> None:
+    pool = ParseWorkers(
+        ParseLimits(),
+        timeout=30,
+        memory_limit=512 * 1024 * 1024,
+        size=1,
+        parse=hostile_mail.unreadable_answer_parse_faked,
+    )
+    try:
+        await pool.parse(make_message())
+        (before,) = pool.workers
+        outcome = await pool.parse(hostile_mail.UNREADABLE_MARK + make_message())
+        assert outcome == ParseFailure("parse worker failure: ValueError: the answer cannot be read back")
+        assert not before.alive()  # its pipe's state was unknown: it went
+        assert isinstance(await pool.parse(make_message()), ParsedMessage)  # the next message is parsed as usual
+    finally:
+        await pool.close()

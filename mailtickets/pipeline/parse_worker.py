@@ -352,6 +352,10 @@ class _Feeders:
             code = worker.process.exitcode
             self._retire(worker, kill=True)
             return ParseFailure(f"the parse worker died (exit code {code}): over parse_memory_limit_bytes?"), None
+        except Exception as exc:  # e.g. an answer that does not unpickle: the pipe's state is unknown, so it goes
+            log.exception("parse worker answer unreadable; the message is quarantined")
+            self._retire(worker, kill=True)
+            return ParseFailure(f"parse worker failure: {type(exc).__name__}: {exc}"), None
         return outcome, worker
 
 
