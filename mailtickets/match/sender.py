@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.db import VersionedCache
@@ -13,6 +13,8 @@ from mailtickets.directory.validation import normalize_domain
 from mailtickets.models import Client, ClientDomain, Contact
 
 MatchedBy = Literal["contact", "domain", "unknown"]
+# Built once: building a statement costs more than running it, and this one runs for every message.
+_CONTACT_BY_ADDRESS = select(Contact).where(func.lower(Contact.email) == bindparam("address"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ def normalise_domain(domain: str) -> str:
 async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
     """The From address (never the display name), compared case-insensitively."""
     address = address.lower()
-    contact = await session.scalar(select(Contact).where(func.lower(Contact.email) == address))
+    contact = await session.scalar(_CONTACT_BY_ADDRESS, {"address": address})
     if contact is not None and contact.active:
         if contact.client is not None and not contact.client.active:
             return SenderMatch(address, "unknown", contact=contact, deactivated_client=contact.client)

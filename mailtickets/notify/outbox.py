@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, insert, inspect, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, insert, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -47,6 +47,13 @@ log = logging.getLogger(__name__)
 _INSERT_OUTBOX = insert(cast(Table, OutboxMail.__table__))
 _INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
+_OUTBOX = OutboxMail.__table__.c
+# Built once: it runs for every automatic mail, and building a statement costs more than running it.
+_RECENT_AUTOMATIC = select(_OUTBOX.recipient, _OUTBOX.ticket_id, _OUTBOX.kind, _OUTBOX.created_at).where(
+    _OUTBOX.automatic.is_(True),
+    _OUTBOX.created_at >= bindparam("since"),
+    or_(_OUTBOX.recipient == bindparam("recipient"), _OUTBOX.ticket_id == bindparam("ticket_id")),
+)
 
 
 async def enqueue_notifications(
@@ -245,15 +252,10 @@ async def recent_counts(
     is much cheaper to build per mail than four conditional aggregates.
     """
     long_ = now - timedelta(minutes=settings.auto_mail_window_long_minutes)
-    rows = (
-        await session.execute(
-            select(OutboxMail.recipient, OutboxMail.ticket_id, OutboxMail.kind, OutboxMail.created_at).where(
-                OutboxMail.automatic.is_(True),
-                OutboxMail.created_at >= long_,
-                or_(OutboxMail.recipient == recipient, OutboxMail.ticket_id == ticket_id),
-            )
-        )
-    ).all()
+    # Core on the connection: no autoflush needed (the outbox is written with Core inserts), no ORM layer.
+    connection = await session.connection()
+    parameters = {"since": long_, "recipient": recipient, "ticket_id": ticket_id}
+    rows = (await connection.execute(_RECENT_AUTOMATIC, parameters)).all()
     short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
     to_recipient = [at for rcpt, _, _, at in rows if rcpt == recipient]
     to_client = [at for _, tid, kind, at in rows if tid == ticket_id and kind in CLIENT_KINDS]

@@ -124,6 +124,9 @@ class GroupCommit(Generic[Item, Result]):
                 batch.results[index] = await self._in_batch(session, item)
         except Exception:  # this item's own boundary: undone to its savepoint, re-run alone after the commit
             log.debug("message %d of a batch failed; it is retried alone", index, exc_info=True)
+            # Rows written with Core inside the savepoint are gone, but their objects (db.attach_as_loaded)
+            # are still in the identity map; a later row given the same id must not meet them.
+            session.expunge_all()
             batch.alone.append(index)
 
     async def _run_alone(self, waiting: _Waiting[Item, Result]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailtickets.agentmail.handle import AgentDecision, agent_mail
 from mailtickets.clock import Clock
@@ -235,8 +236,10 @@ async def _new_ticket(
         suppress_acknowledgement=overrides.suppress_acknowledgement,
     )
     ticket = await create_ticket(context.session, context.settings.ticket_prefix, new, context.clock.now())
-    # Hand the new ticket its people now: notifications read them, and asyncio forbids lazy loads.
-    ticket.contact, ticket.client, ticket.assigned_agent = contact, client, overrides.agent
+    # Hand the new ticket its people now: notifications read them, and asyncio forbids lazy loads. As
+    # loaded values: their ids are already in the row, so there is nothing for a flush to write.
+    for name, person in (("contact", contact), ("client", client), ("assigned_agent", overrides.agent)):
+        set_committed_value(ticket, name, person)
     message = _add_message(context, ticket, contact, parsed.text.strip())
     reason = f"follow-up to closed {linked.reference}" if linked else note
     agent = overrides.agent
@@ -279,13 +282,12 @@ async def _contact_for(context: Context, sender: SenderMatch) -> Contact:
 
 
 def _add_message(context: Context, ticket: Ticket, contact: Contact | None, new_text: str) -> TicketMessage:
-    """Added, not flushed: the caller's flush writes it together with its inbound record."""
+    """Made, not written: the caller writes it (`write_message`) once its inbound record has an id."""
     contact_id = contact.id if contact is not None else None
     message = inbound_message(context.parsed, ticket, new_text, contact_id, context.clock.now())
     if message.body_html and not context.settings.keep_remote_resources:
         message.body_html = without_remote_resources(message.body_html)
     store_attachments(message, context.parsed, context.files)
-    context.session.add(message)
     return message
 
 

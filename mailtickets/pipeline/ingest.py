@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +35,7 @@ from mailtickets.pipeline.poison import count_failure, forget_failures
 from mailtickets.rules.store import RuleCache
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore, UnwrittenFileStore
+from mailtickets.tickets.service import write_message
 from mailtickets.trust.authres import NO_VERDICT, SenderAuth
 from mailtickets.trust.dkim import TxtLookup
 from mailtickets.trust.verdict import verdict_for
@@ -347,9 +348,12 @@ class Pipeline:
         # A Core insert built once (same Table as the model): the record is no ORM object to track.
         with session.no_autoflush:  # else the pending message is flushed first and then UPDATEd with the id
             inbound_id = (await session.execute(_INSERT_INBOUND, record)).scalar_one()
-        if decision.message is not None:
-            decision.message.inbound_mail_id = inbound_id  # the one flush writes the message (and the ticket)
-        await session.flush()
+        message = decision.message
+        if message is not None:
+            message.inbound_mail_id = inbound_id
+            if inspect(message).transient:  # made by decide, not yet written (agent mail writes its own)
+                await write_message(session, message)
+        await session.flush()  # what is left: a reply's ticket update, agent mail's objects
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
         role = decision.author_role or (decision.message.author_role if decision.message is not None else None)

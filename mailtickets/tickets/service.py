@@ -6,13 +6,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
+from mailtickets.db import attach_as_loaded, insert_row
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
@@ -49,21 +51,21 @@ class NewTicket:
 
 async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
     """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
-    upsert = _counter_upsert(session.get_bind().dialect.name)
-    return int((await session.execute(upsert, {"prefix": prefix})).scalar_one())
+    connection = await session.connection()  # a Core statement: no ORM bulk-DML path on every new ticket
+    upsert = _counter_upsert(connection.dialect.name)
+    return int((await connection.execute(upsert, {"prefix": prefix})).scalar_one())
 
 
 @cache
 def _counter_upsert(dialect: str) -> ReturningInsert[int]:
     """Built once per dialect (it is on every new ticket's path); the prefix is bound at execution."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    counters = TicketCounter.__table__.c
     statement: ReturningInsert[int] = (
-        insert(TicketCounter)
+        insert(cast(Table, TicketCounter.__table__))
         .values(prefix=bindparam("prefix"), last_number=1)
-        .on_conflict_do_update(
-            index_elements=[TicketCounter.prefix], set_={"last_number": TicketCounter.last_number + 1}
-        )
-        .returning(TicketCounter.last_number)
+        .on_conflict_do_update(index_elements=[counters.prefix], set_={"last_number": counters.last_number + 1})
+        .returning(counters.last_number)
     )
     return statement
 
@@ -88,8 +90,9 @@ async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now:
         autoclose_since=now if new.status == TicketStatus.AUTO_CLOSE else None,
         closed_at=now if new.status == TicketStatus.CLOSED else None,  # a rule may file a ticket as closed
     )
-    session.add(ticket)
-    await session.flush()
+    # One Core INSERT, not a flush: the ticket is on every new ticket's path (the API's too).
+    await insert_row(session, ticket)
+    attach_as_loaded(session, ticket)
     return ticket
 
 
@@ -116,6 +119,16 @@ def inbound_message(
         left_out=list(parsed.left_out),
         created_at=now,
     )
+
+
+async def write_message(session: AsyncSession, message: TicketMessage) -> None:
+    """Write a new message and its attachments with Core INSERTs and attach them as loaded (no flush)."""
+    await insert_row(session, message)
+    attachments = list(message.attachments)
+    for attachment in attachments:
+        attachment.message_id = message.id
+        await insert_row(session, attachment)
+    attach_as_loaded(session, message, *attachments)
 
 
 def store_attachments(message: TicketMessage, parsed: ParsedMessage, files: FileStore) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.match.sender import SenderMatch
@@ -26,6 +26,21 @@ from mailtickets.settings import Settings
 ThreadedBy = Literal["headers", "subject", "plus-address"]
 MAX_MERGE_HOPS = 20
 MAX_REFERENCE_IDS = 50  # the newest References entries are enough to thread; long chains are cut
+# Built once (statements on every reply's path): building one costs more than running it.
+_TICKET_BY_NUMBER = select(Ticket).where(Ticket.prefix == bindparam("prefix"), Ticket.number == bindparam("number"))
+_TICKET_ID_BY_NUMBER = select(Ticket.id).where(
+    Ticket.prefix == bindparam("prefix"), Ticket.number == bindparam("number")
+)
+_CLIENT_OF_TICKET = select(Ticket.client_id).where(Ticket.id == bindparam("ticket_id"))
+_SENT_BY_OUTBOX = select(OutboxMail.message_id, OutboxMail.ticket_id).where(
+    OutboxMail.message_id.in_(bindparam("ids", expanding=True)), OutboxMail.ticket_id.is_not(None)
+)
+_SENT_AS_MESSAGE = select(TicketMessage.message_id, TicketMessage.ticket_id).where(
+    TicketMessage.message_id.in_(bindparam("ids", expanding=True)), TicketMessage.direction == Direction.OUTBOUND
+)
+_STORED = select(TicketMessage.message_id, TicketMessage.ticket_id).where(
+    TicketMessage.message_id.in_(bindparam("ids", expanding=True))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +61,7 @@ async def find_thread(
         (plus_address_numbers(parsed.to + parsed.cc + parsed.delivered_to, prefix), "plus-address"),
     ):
         for number in numbers:
-            found = await session.scalar(select(Ticket).where(Ticket.prefix == prefix, Ticket.number == number))
+            found = await session.scalar(_TICKET_BY_NUMBER, {"prefix": prefix, "number": number})
             if found is not None:
                 return ThreadMatch(await _follow_merges(session, found), threaded_by)  # type: ignore[arg-type]
     return None
@@ -77,7 +92,7 @@ async def _usable(session: AsyncSession, ticket_ids: set[int], client_id: int | 
         return None
     (ticket_id,) = ticket_ids
     if client_id is not None:
-        ticket_client = await session.scalar(select(Ticket.client_id).where(Ticket.id == ticket_id))
+        ticket_client = await session.scalar(_CLIENT_OF_TICKET, {"ticket_id": ticket_id})
         if ticket_client is not None and ticket_client != client_id:
             return None
     return ticket_id
@@ -89,9 +104,7 @@ async def _tickets_by_signed_id(session: AsyncSession, ids: list[str], settings:
     for message_id in ids:
         number = _signed_ticket_number(message_id, settings)
         if number is not None:
-            ticket_id = await session.scalar(
-                select(Ticket.id).where(Ticket.prefix == settings.ticket_prefix, Ticket.number == number)
-            )
+            ticket_id = await session.scalar(_TICKET_ID_BY_NUMBER, {"prefix": settings.ticket_prefix, "number": number})
             if ticket_id is not None:
                 found.append({ticket_id})
     return found
@@ -107,23 +120,13 @@ def _signed_ticket_number(message_id: str, settings: Settings) -> int | None:
 
 
 async def _tickets_we_sent(session: AsyncSession, ids: list[str], settings: Settings) -> list[set[int]]:
-    rows = await session.execute(
-        select(OutboxMail.message_id, OutboxMail.ticket_id).where(
-            OutboxMail.message_id.in_(ids), OutboxMail.ticket_id.is_not(None)
-        )
-    )
-    outbound = await session.execute(
-        select(TicketMessage.message_id, TicketMessage.ticket_id).where(
-            TicketMessage.message_id.in_(ids), TicketMessage.direction == Direction.OUTBOUND
-        )
-    )
+    rows = await session.execute(_SENT_BY_OUTBOX, {"ids": ids})
+    outbound = await session.execute(_SENT_AS_MESSAGE, {"ids": ids})
     return _by_id(ids, [*rows, *outbound])
 
 
 async def _tickets_stored(session: AsyncSession, ids: list[str], settings: Settings) -> list[set[int]]:
-    rows = await session.execute(
-        select(TicketMessage.message_id, TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids))
-    )
+    rows = await session.execute(_STORED, {"ids": ids})
     return _by_id(ids, list(rows))
 
 
