@@ -57,9 +57,15 @@ def collect_attachments(
 
 
 def materialise(found: FoundAttachment, store: PayloadStore | None) -> ParsedAttachment:
-    """The attachment with its bytes: decoded chunk by chunk into `store` when given, else into memory."""
+    """The attachment with its bytes: decoded chunk by chunk into `store` when given, else into memory.
+
+    With a store, small attachments are written there too: the parse worker pays their fsync, not the
+    event loop, and only the digest travels back. A forwarded message stays in memory: agent mail reads it."""
     if found.body is None:
-        return found.attachment
+        attachment = found.attachment
+        if store is None or not attachment.payload or attachment.content_type == "message/rfc822":
+            return attachment
+        return replace(attachment, payload=b"", stored=store.put_chunks((attachment.payload,)))
     if store is None:
         return replace(found.attachment, payload=b"".join(found.body.chunks()))
     return replace(found.attachment, stored=store.put_chunks(found.body.chunks()))
