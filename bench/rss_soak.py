@@ -2,7 +2,7 @@
 "flat" can be seen. Generated mail (new tickets, replies to them, now and then a small attachment) goes
 through the whole pipeline in-process with parse workers, into a fresh SQLite store, notifications on.
 
-    python bench/rss_soak.py [--messages 100000] [--every 10000]
+    python bench/rss_soak.py [--messages 100000] [--every 10000] [--batch 20]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def rss_kib(pid: int | str = "self") -> int:
     return 0
 
 
-async def soak(count: int, every: int) -> None:
+async def soak(count: int, every: int, batch: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="mailtickets-soak-"))
     url = f"sqlite+aiosqlite:///{folder / 'soak.db'}"
     upgrade(url)
@@ -60,13 +60,15 @@ async def soak(count: int, every: int) -> None:
     print(f"{count} messages into {folder}; RSS in MiB every {every}")
     print(f"{'messages':>9} {'service':>8} {'workers':>16} {'msg/s':>6}")
     started = last = time.perf_counter()
-    for number in range(count):
-        await pipeline.ingest(mail(number), "soak")
-        if (number + 1) % every == 0 or number == 0:
+    for first in range(0, count, batch):  # handed over `batch` at once, as an IMAP fetch does
+        numbers = range(first, min(first + batch, count))
+        await asyncio.gather(*(pipeline.ingest(mail(number), "soak") for number in numbers))
+        done = numbers[-1] + 1
+        if done % every == 0 or first == 0:
             now = time.perf_counter()
-            workers = " ".join(f"{rss_kib(w.process.pid) / 1024:.0f}" for w in parser._workers)
-            rate = (every if number else 1) / (now - last)
-            print(f"{number + 1:>9} {rss_kib() / 1024:>8.0f} {workers:>16} {rate:>6.0f}", flush=True)
+            workers = " ".join(f"{rss_kib(w.process.pid or 'self') / 1024:.0f}" for w in parser.workers)
+            rate = (every if first else len(numbers)) / (now - last)
+            print(f"{done:>9} {rss_kib() / 1024:>8.0f} {workers:>16} {rate:>6.0f}", flush=True)
             last = now
     print(f"done in {time.perf_counter() - started:.0f} s")
     await pipeline.close()
@@ -76,9 +78,10 @@ async def soak(count: int, every: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--every", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=10_000, help="a multiple of --batch")
+    parser.add_argument("--batch", type=int, default=20, help="messages handed over at once (1: one at a time)")
     args = parser.parse_args()
-    asyncio.run(soak(args.messages, args.every))
+    asyncio.run(soak(args.messages, args.every, args.batch))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,78 @@
+"""The ingest path's Core writes of ORM objects (`db.insert_row`, `db.attach_as_loaded`, `write_message`):
+the object ends as if loaded (persistent, every column known, nothing left for a flush), on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import event, inspect, select
+
+from mailtickets.db import attach_as_loaded, insert_row
+from mailtickets.models import Attachment, AuthorRole, Contact, Direction, Ticket, TicketMessage, TicketStatus
+from mailtickets.tickets.service import NewTicket, create_ticket, write_message
+from tests.conftest import Store
+
+
+def count_statements(store: Store) -> list[str]:
+    statements: list[str] = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    return statements
+
+
+async def test_a_row_written_with_core_is_a_loaded_object_with_its_defaults_and_nothing_to_flush(store: Store) -> None:
+    now = store.clock.now()
+    async with store.sessions() as session, session.begin():
+        contact = Contact(name="Ann", email="ann@acme.example", created_at=now, updated_at=now)
+        await insert_row(session, contact)
+        attach_as_loaded(session, contact)
+        state = inspect(contact)
+        assert state.persistent and not state.expired_attributes
+        assert contact.id is not None
+        assert contact.active is True and contact.auth_method == "local"  # server defaults, from RETURNING
+        statements = count_statements(store)
+        await session.flush()
+        assert statements == []  # not new, not dirty
+        assert await session.get(Contact, contact.id) is contact  # the identity map has it
+        contact.name = "Ann B."  # and a change to it is an ordinary ORM update
+        await session.flush()
+        assert [s.split()[0] for s in statements] == ["UPDATE"]
+    async with store.sessions() as session:
+        assert await session.scalar(select(Contact.name).where(Contact.email == "ann@acme.example")) == "Ann B."
+
+
+async def test_a_new_ticket_and_its_message_with_attachments_cost_one_insert_each(store: Store) -> None:
+    now = store.clock.now()
+    statements = count_statements(store)
+    async with store.sessions() as session, session.begin():
+        new = NewTicket(subject="  Printer on fire ", description="It burns.", client_id=None, contact_id=None)
+        ticket = await create_ticket(session, "TCK-", new, now)
+        message = TicketMessage(
+            ticket_id=ticket.id,
+            direction=Direction.INBOUND,
+            author_email="ann@acme.example",
+            author_role=AuthorRole.CLIENT,
+            body_text="It burns.",
+            created_at=now,
+        )
+        for name in ("a.pdf", "b.png"):
+            message.attachments.append(Attachment(filename=name, content_type="x/y", size=1, sha256="0" * 64))
+        await write_message(session, message)
+        await session.flush()
+        written = [s.split()[0] + " " + s.split()[2] for s in statements if not s.startswith(("BEGIN", "SELECT"))]
+        assert written == [
+            "INSERT ticket_counters",
+            "INSERT tickets",
+            "INSERT ticket_messages",
+            "INSERT attachments",
+            "INSERT attachments",
+        ]
+        assert ticket.subject == "Printer on fire" and ticket.status == TicketStatus.OPEN and ticket.tags == []
+        assert [a.message_id for a in message.attachments] == [message.id, message.id]
+        assert all(inspect(a).persistent for a in message.attachments)
+        assert message.left_out == [] and message.public is True  # column defaults, read back
+        ticket.updated_at = now + timedelta(minutes=1)
+    async with store.sessions() as session:
+        stored = await session.scalar(select(TicketMessage).where(TicketMessage.id == message.id))
+        assert stored is not None and [a.filename for a in stored.attachments] == ["a.pdf", "b.png"]
+        assert (await session.get_one(Ticket, ticket.id)).updated_at == now + timedelta(minutes=1)
