@@ -94,7 +94,9 @@ async def end_to_end(
 ) -> tuple[list[float], list[float], list[float]]:
     settings, engine = await store(tmp)
     sessions = session_factory(engine)
-    timed = Timed(Pipeline(settings, sessions, SystemClock()))
+    pipeline = Pipeline(settings, sessions, SystemClock())
+    await pipeline.parser.warm_up()  # as `mailtickets run` does at start
+    timed = Timed(pipeline)
     stop = asyncio.Event()
     server.append(folder, [])
     listener = MailboxListener(
@@ -126,6 +128,7 @@ async def end_to_end(
 async def lmtp(count: int, tmp: Path) -> list[float]:
     settings, engine = await store(tmp)
     pipeline = Pipeline(settings, session_factory(engine), SystemClock())
+    await pipeline.parser.warm_up()  # as `mailtickets run` does at start
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -139,3 +139,17 @@ async def test_an_answer_that_cannot_be_read_back_fails_that_message_and_replace
         assert isinstance(await pool.parse(make_message()), ParsedMessage)  # the next message is parsed as usual
     finally:
         await pool.close()
+
+
+async def test_warming_up_starts_every_worker_before_the_first_message() -> None:
+    pool = ParseWorkers(ParseLimits(), timeout=5, memory_limit=512 * 1024 * 1024, size=2)
+    try:
+        assert pool.workers == []  # started on first use otherwise
+        await pool.warm_up()
+        warm = pool.workers
+        assert len(warm) == 2 and all(w.alive() for w in warm)
+        outcomes = await asyncio.gather(*(pool.parse(make_message(subject=f"Printer {n}")) for n in range(4)))
+        assert all(isinstance(o, ParsedMessage) for o in outcomes)
+        assert pool.workers == warm  # the same processes: no mail waited for one to start
+    finally:
+        await pool.close()

@@ -141,9 +141,20 @@ async def run(settings: Settings, stop: asyncio.Event | None = None, clock: Cloc
         async with Pipeline(settings, sessions, clock) as pipeline:
             pipeline.metrics = Metrics()
             rt = Runtime(settings, sessions, clock, pipeline, leases)
-            await run_components(build_components(rt), stop)
+            warming = asyncio.create_task(_warm_up(pipeline))  # beside the components: mail may come meanwhile
+            try:
+                await run_components(build_components(rt), stop)
+            finally:
+                warming.cancel()
     finally:
         await engine.dispose()
+
+
+async def _warm_up(pipeline: Pipeline) -> None:
+    try:
+        await pipeline.parser.warm_up()
+    except OSError as exc:  # no worker could start now: the first message will try again, and say why
+        log.warning("parse workers not started ahead: %s", exc)
 
 
 async def run_api_alone(settings: Settings, stop: asyncio.Event | None = None) -> None:
