@@ -315,10 +315,12 @@ async def _enqueue_one(
     except Exception as exc:  # one notification's boundary: it never fails the message or job that caused it
         log.exception("notification %s for %s could not be built; recorded as failed", planned.kind, ticket.reference)
         error = f"could not be built: {type(exc).__name__}: {exc}"
-        await session.execute(_INSERT_OUTBOX, {**row, "raw": b"", "state": OutboxState.FAILED, "last_error": error})
+        failed = {**row, "raw": b"", "state": OutboxState.FAILED, "last_error": error}
+        await (await session.connection()).execute(_INSERT_OUTBOX, failed)
         return None
-    # Core inserts built once (same Table objects as the model): no unit-of-work flush on the ingest path.
-    await session.execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
+    # Core inserts built once (same Table objects as the model), on the connection: no ORM layer, no
+    # autoflush (the ticket they point at is always written already: `create_ticket` inserts at once).
+    await (await session.connection()).execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
     # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
     if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
@@ -383,7 +385,7 @@ async def _record_on_ticket(
         for name, value in recorded.items():
             setattr(reply, name, value)
         return
-    await session.execute(
+    await (await session.connection()).execute(
         _INSERT_MESSAGE,
         {
             "ticket_id": ticket.id,

@@ -345,9 +345,9 @@ class Pipeline:
             decision.reason = "; ".join(filter(None, [decision.reason, f"From: {parsed.sender_ambiguity}"]))
         record = self._record(received, parsed, key, decision, authenticated)
         record["matched_rules"] = matched_rules or None
-        # A Core insert built once (same Table as the model): the record is no ORM object to track.
-        with session.no_autoflush:  # else the pending message is flushed first and then UPDATEd with the id
-            inbound_id = (await session.execute(_INSERT_INBOUND, record)).scalar_one()
+        # A Core insert built once (same Table as the model), on the connection: no ORM object to track,
+        # no autoflush (a pending change of a reply's ticket waits for the flush below).
+        inbound_id = (await (await session.connection()).execute(_INSERT_INBOUND, record)).scalar_one()
         message = decision.message
         if message is not None:
             message.inbound_mail_id = inbound_id

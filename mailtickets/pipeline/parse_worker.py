@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -293,6 +294,7 @@ class _Feeders:
             if len(self.threads) < size and self.waiting > self.idle:
                 feeder = threading.Thread(target=self._feed, name="parse-feeder", daemon=True)
                 self.threads.append(feeder)
+                self.idle += 1  # counted from now: it is about to wait for this job
                 feeder.start()
 
     def stop(self, *, kill: bool) -> None:
@@ -312,25 +314,32 @@ class _Feeders:
     def _feed(self) -> None:
         worker: _Worker | None = None
         while (job := self._next()) is not None:
-            if job.future.cancelled():
-                continue  # its caller is gone: not parsed at all
-            try:
-                if worker is None or not worker.alive():
-                    worker = self._start(worker)
-                outcome, worker = self._exchange(worker, job.raw, job.write_files)
-            except BaseException as exc:  # no worker could be started: the caller's (temporary) error
-                job.post_error(exc)
-                continue
-            if worker is None:  # it had to go: its replacement starts now, ready for the next message
-                with contextlib.suppress(OSError):
-                    worker = self._start(None)
-            job.post(outcome)
+            worker, answer = self._take(worker, job)
+            # Idle again before the answer goes out: the caller's next message finds this feeder free
+            # and starts no other (one message at a time, as through a pipe, keeps one worker).
+            with self.lock:
+                self.idle += 1
+            answer()
         if worker is not None:
             self._retire(worker, kill=False)
 
+    def _take(self, worker: _Worker | None, job: _Job) -> tuple[_Worker | None, Callable[[], None]]:
+        """Parse one job: the worker to keep, and how to answer its caller."""
+        if job.future.cancelled():
+            return worker, lambda: None  # its caller is gone: not parsed at all
+        try:
+            if worker is None or not worker.alive():
+                worker = self._start(worker)
+            outcome, worker = self._exchange(worker, job.raw, job.write_files)
+        except BaseException as exc:  # no worker could be started: the caller's (temporary) error
+            return worker, functools.partial(job.post_error, exc)
+        if worker is None:  # it had to go: its replacement starts now, ready for the next message
+            with contextlib.suppress(OSError):
+                worker = self._start(None)
+        return worker, functools.partial(job.post, outcome)
+
     def _next(self) -> _Job | None:
-        with self.lock:
-            self.idle += 1
+        """The next job; the caller was counted idle before (at its start, or after its last answer)."""
         job = self.queue.get()
         with self.lock:
             self.idle -= 1
