@@ -20,6 +20,7 @@ from sqlalchemy.orm import lazyload
 
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
+from mailtickets.db import connection_of
 from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
 from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _INSERT_OUTBOX = insert(cast(Table, OutboxMail.__table__))
 _INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
+# Attachments are not needed for a notification about a client's message: no eager load (built once).
+_WITHOUT_ATTACHMENTS = (lazyload(TicketMessage.attachments),)
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 _OUTBOX = OutboxMail.__table__.c
 # Built once: it runs for every automatic mail, and building a statement costs more than running it.
@@ -207,8 +210,7 @@ async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMes
             await session.refresh(reply, ["attachments"])
         return reply
     if isinstance(event, TicketCreated | ClientReplied | NoteAdded) and event.message_id is not None:
-        # Attachments are not needed for a notification: skip their eager load.
-        return await session.get(TicketMessage, event.message_id, options=[lazyload(TicketMessage.attachments)])
+        return await session.get(TicketMessage, event.message_id, options=_WITHOUT_ATTACHMENTS)
     return None
 
 
@@ -253,7 +255,7 @@ async def recent_counts(
     """
     long_ = now - timedelta(minutes=settings.auto_mail_window_long_minutes)
     # Core on the connection: no autoflush needed (the outbox is written with Core inserts), no ORM layer.
-    connection = await session.connection()
+    connection = await connection_of(session)
     parameters = {"since": long_, "recipient": recipient, "ticket_id": ticket_id}
     rows = (await connection.execute(_RECENT_AUTOMATIC, parameters)).all()
     short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
@@ -316,11 +318,11 @@ async def _enqueue_one(
         log.exception("notification %s for %s could not be built; recorded as failed", planned.kind, ticket.reference)
         error = f"could not be built: {type(exc).__name__}: {exc}"
         failed = {**row, "raw": b"", "state": OutboxState.FAILED, "last_error": error}
-        await (await session.connection()).execute(_INSERT_OUTBOX, failed)
+        await (await connection_of(session)).execute(_INSERT_OUTBOX, failed)
         return None
     # Core inserts built once (same Table objects as the model), on the connection: no ORM layer, no
     # autoflush (the ticket they point at is always written already: `create_ticket` inserts at once).
-    await (await session.connection()).execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
+    await (await connection_of(session)).execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
     # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
     if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
@@ -385,7 +387,7 @@ async def _record_on_ticket(
         for name, value in recorded.items():
             setattr(reply, name, value)
         return
-    await (await session.connection()).execute(
+    await (await connection_of(session)).execute(
         _INSERT_MESSAGE,
         {
             "ticket_id": ticket.id,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
-from mailtickets.db import transaction
+from mailtickets.db import connection_of, transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
@@ -347,7 +347,7 @@ class Pipeline:
         record["matched_rules"] = matched_rules or None
         # A Core insert built once (same Table as the model), on the connection: no ORM object to track,
         # no autoflush (a pending change of a reply's ticket waits for the flush below).
-        inbound_id = (await (await session.connection()).execute(_INSERT_INBOUND, record)).scalar_one()
+        inbound_id = (await (await connection_of(session)).execute(_INSERT_INBOUND, record)).scalar_one()
         message = decision.message
         if message is not None:
             message.inbound_mail_id = inbound_id

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from mailtickets.db import attach_as_loaded, insert_row
+from mailtickets.db import attach_as_loaded, connection_of, insert_row
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
@@ -51,7 +51,7 @@ class NewTicket:
 
 async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
     """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
-    connection = await session.connection()  # a Core statement: no ORM bulk-DML path on every new ticket
+    connection = await connection_of(session)  # a Core statement: no ORM bulk-DML path on every new ticket
     upsert = _counter_upsert(connection.dialect.name)
     return int((await connection.execute(upsert, {"prefix": prefix})).scalar_one())
 
