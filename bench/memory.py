@@ -74,7 +74,7 @@ async def measure_one(folder: Path, in_process: bool) -> dict[str, float | str]:
     parser = InProcessParser(limits_from(settings)) if in_process else ParseWorkers.from_settings(settings)
     pipeline = Pipeline(settings, sessions, parser=parser)
     await pipeline.ingest(message(1000, "warm-up"), "bench")  # workers started, code paths warm
-    workers = [f"/proc/{w.process.pid}" for w in parser._workers] if isinstance(parser, ParseWorkers) else []
+    workers = [f"/proc/{w.process.pid}" for w in parser.workers] if isinstance(parser, ParseWorkers) else []
     for process in ["/proc/self", *workers]:
         Path(process, "clear_refs").write_text("5")  # Linux: the peak (VmHWM) restarts from the RSS now
     before = rss_kib()
