@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, inspect, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, false, insert, inspect, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
@@ -174,19 +174,23 @@ async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple
     """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
     its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
     so that a mail costs the same on the 1,500th reply as on the first."""
-    public_ids = select(TicketMessage.message_id, TicketMessage.direction).where(
+    public_ids = select(TicketMessage.id, TicketMessage.message_id, TicketMessage.direction).where(
         messages,
         TicketMessage.message_id.is_not(None),
         TicketMessage.public.is_(True),
         # An agent's own mail to us: the client never saw its Message-ID, only our copy of it.
         or_(TicketMessage.direction == Direction.OUTBOUND, TicketMessage.agent_id.is_(None)),
     )
-    first = (await session.execute(public_ids.order_by(TicketMessage.id).limit(1))).all()
-    latest = (await session.execute(public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES))).all()
-    rows = [*first, *reversed(latest)]
-    inbound = [str(mid) for mid, direction in latest if direction == Direction.INBOUND]
+    # The first and the latest in one statement (one round trip on every reply's path).
+    first = public_ids.order_by(TicketMessage.id).limit(1).subquery()
+    latest = public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES).subquery()
+    ends = union_all(select(first, true().label("first")), select(latest, false().label("first")))
+    found = (await session.execute(select(ends.subquery()))).all()
+    newest_first = sorted((row for row in found if not row.first), key=lambda row: row.id, reverse=True)
+    rows = [(row.message_id, row.direction) for row in [*(r for r in found if r.first), *reversed(newest_first)]]
+    inbound = [str(row.message_id) for row in newest_first if row.direction == Direction.INBOUND]
     in_reply_to = inbound[0] if inbound else None
-    if in_reply_to is None and len(latest) == MAX_REFERENCES:  # the client's latest is older than those
+    if in_reply_to is None and len(newest_first) == MAX_REFERENCES:  # the client's latest is older than those
         in_reply_to = await session.scalar(
             public_ids.with_only_columns(TicketMessage.message_id)
             .where(TicketMessage.direction == Direction.INBOUND)
