@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningInsert, UpdateBase
 
 from mailtickets.models import ChangeCounter
-from mailtickets.sqlite_inline import connect_inline
+from mailtickets.sqlite_inline import InlineDBAPI
 from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
 
@@ -36,8 +36,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault(
             "connect_args",
             # timeout 0: a lock wait would sleep in the loop's thread; sqlite_inline retries asynchronously.
-            {"timeout": 0, "async_creator_fn": connect_inline, "check_same_thread": False},
+            {"timeout": 0, "check_same_thread": False},
         )
+        kwargs.setdefault("module", InlineDBAPI())  # statements straight on the loop's thread (sqlite_inline)
     elif make_url(url).get_backend_name() == "postgresql" and make_url(url).get_driver_name() == "asyncpg":
         # A commit returns only once it is on disk, whatever the server's default says.
         connect_args = kwargs.setdefault("connect_args", {})
