@@ -13,6 +13,7 @@ from sqlalchemy import Column, Connection, Engine, Table, event, insert, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.dml import ReturningInsert, UpdateBase
 
 from mailtickets.models import ChangeCounter
@@ -195,6 +196,21 @@ async def insert_row(session: AsyncSession, instance: Any) -> None:
     # Into the object's dict, past the attribute instrumentation: the object is transient, and
     # `attach_as_loaded` takes its whole dict as the loaded state (no history, nothing to flush).
     state.update(zip((key for key, _ in row_insert.attributes), row, strict=True))
+
+
+Model = TypeVar("Model")
+
+
+async def get_held(session: AsyncSession, model: type[Model], ident: Any, **options: Any) -> Model | None:
+    """`session.get`, but an object the session holds with nothing expired comes back without crossing
+    into SQLAlchemy's greenlet (as `get` itself would return it: loader options apply to a load only).
+    The pipeline's notifications read back, per message, the ticket and message it has just written."""
+    held = session.identity_map.get(identity_key(model, ident))
+    if held is not None:
+        state = inspect(held)
+        if not state.expired and not state.expired_attributes:
+            return held
+    return await session.get(model, ident, **options)
 
 
 def attach_as_loaded(session: AsyncSession, *instances: Any) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import lazyload
 
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.db import connection_of
+from mailtickets.db import connection_of, get_held
 from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
 from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
@@ -68,7 +68,7 @@ async def enqueue_notifications(
         if isinstance(event, AgentMailRefused):  # about a mail, not (necessarily) a ticket
             await enqueue_refusal(session, settings, clock, event)
             continue
-        ticket = await session.get(Ticket, event.ticket_id)
+        ticket = await get_held(session, Ticket, event.ticket_id)
         if ticket is None:
             log.warning("notification for missing ticket id %s skipped", event.ticket_id)
             continue
@@ -214,7 +214,7 @@ async def _event_message(session: AsyncSession, event: TicketEvent) -> TicketMes
             await session.refresh(reply, ["attachments"])
         return reply
     if isinstance(event, TicketCreated | ClientReplied | NoteAdded) and event.message_id is not None:
-        return await session.get(TicketMessage, event.message_id, options=_WITHOUT_ATTACHMENTS)
+        return await get_held(session, TicketMessage, event.message_id, options=_WITHOUT_ATTACHMENTS)
     return None
 
 

@@ -353,7 +353,8 @@ class Pipeline:
             message.inbound_mail_id = inbound_id
             if inspect(message).transient:  # made by decide, not yet written (agent mail writes its own)
                 await write_message(session, message)
-        await session.flush()  # what is left: a reply's ticket update, agent mail's objects
+        if session.new or session.dirty or session.deleted:  # a new ticket's rows are all written already
+            await session.flush()  # what is left: a reply's ticket update, agent mail's objects
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
         role = decision.author_role or (decision.message.author_role if decision.message is not None else None)
