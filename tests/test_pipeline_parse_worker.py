@@ -88,7 +88,10 @@ async def test_an_idle_worker_leaves_at_once_on_sigterm_and_is_replaced(workers:
     await workers.parse(make_message())
     (worker,) = workers.workers
     worker.process.terminate()  # SIGTERM, as systemd sends it to the whole group on stop
-    await asyncio.to_thread(worker.process.join, 5)
+    async with asyncio.timeout(5):  # the pool sees its socket close, with no message sent, and reaps it
+        while worker in workers.workers:
+            await asyncio.sleep(0.01)
+        await workers.until_idle()
     assert worker.process.exitcode == 0
     assert isinstance(await workers.parse(make_message()), ParsedMessage)
 
@@ -100,6 +103,7 @@ async def test_workers_start_only_as_the_load_needs_them() -> None:
         await pool.parse(make_message())
         assert len(pool.workers) == 1  # one message at a time (the pipe): one process
         await asyncio.gather(*(pool.parse(make_message()) for _ in range(4)))
+        await pool.until_idle()  # the second may still be starting when the first has parsed all four
         assert len(pool.workers) == 2
     finally:
         await pool.close()
@@ -153,3 +157,26 @@ async def test_warming_up_starts_every_worker_before_the_first_message() -> None
         assert pool.workers == warm  # the same processes: no mail waited for one to start
     finally:
         await pool.close()
+
+
+async def test_messages_sent_behind_a_hung_one_are_parsed_by_its_replacement_faked(workers: ParseWorkers) -> None:
+    """One worker with the next messages already in its socket: the hung one fails alone, the others
+    are handed to the replacement and parsed, none lost, none blamed."""
+    await workers.parse(make_message())
+    subjects = [f"Printer {n}" for n in range(3)]
+    outcomes = await asyncio.gather(
+        workers.parse(hostile_mail.slow_poison()), *(workers.parse(make_message(subject=s)) for s in subjects)
+    )
+    assert outcomes[0] == ParseFailure("parsing took longer than parse_timeout_seconds (1.5 s)")
+    assert [o.subject for o in outcomes[1:] if isinstance(o, ParsedMessage)] == subjects
+
+
+async def test_a_caller_that_gives_up_leaves_the_worker_usable(workers: ParseWorkers) -> None:
+    await workers.parse(make_message())
+    (worker,) = workers.workers
+    given_up = asyncio.ensure_future(workers.parse(make_message(subject="never mind")))
+    await asyncio.sleep(0)  # sent to the worker
+    given_up.cancel()
+    outcome = await workers.parse(make_message(subject="Printer on fire"))  # its answer comes after the dropped one
+    assert isinstance(outcome, ParsedMessage) and outcome.subject == "Printer on fire"
+    assert workers.workers == [worker] and given_up.cancelled()

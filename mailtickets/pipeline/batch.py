@@ -112,6 +112,10 @@ class GroupCommit(Generic[Item, Result]):
         try:
             async with transaction(self._sessions) as session:
                 for index, waiting in enumerate(batch.waiting):
+                    if index:
+                        # Inline SQLite never suspends: a turn of the loop between messages lets the parse
+                        # workers hand in their answers and take the next messages while the batch is written.
+                        await asyncio.sleep(0)
                     await self._in_savepoint(session, batch, index, waiting.item)
         except Exception as exc:  # the batch's own transaction failed (e.g. at commit): nothing of it holds
             log.warning("group commit of %d messages failed (%s); each is retried alone", len(batch.waiting), exc)

@@ -4,9 +4,10 @@
 `await parser.parse(raw)` gives a ParsedMessage or a ParseFailure (the reason, for the quarantine).
 A worker is a separate process (forked from a forkserver that has the parsing libraries imported)
 with RLIMIT_AS set to the memory limit; the bytes go to it and the parsed message comes back over a
-pipe, through a feeder thread per worker, so that the loop stays free and parsing goes on while it
-writes. A worker past the time limit is killed and replaced; one that runs out of memory answers
-with a failure (or dies) and is replaced as well.
+Unix socket that the event loop reads and writes itself (no feeder threads: their Python work would take
+the GIL from the loop), so that the loop stays free and parsing goes on while it writes. A worker past
+the time limit is killed and replaced; one that runs out of memory answers with a failure (or dies) and
+is replaced as well.
 `InProcessParser` does the same work on the caller's thread, for tests and the dry run.
 """
 
@@ -15,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import multiprocessing
 import os
-import queue
+import pickle
 import resource
 import signal
-import threading
+import socket
+import struct
 import weakref
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,39 +109,69 @@ class InProcessParser:
 
 # Module-level, so that a worker can import it. The store is where big attachments are written.
 ParseFunction = Callable[[bytes, ParseLimits, PayloadStore | None], ParseOutcome]
-_WRITE_FILES, _WRITE_NO_FILES = b"w", b"-"  # sent before each message's bytes
+
+# The wire between the service and a worker is a Unix socket pair. A request is a flag (write big
+# attachments into the store, or send them back as bytes) and the message's length, then its bytes; an
+# answer is its length, then the pickled outcome. A new worker's first answer is _READY.
+_REQUEST = struct.Struct("!cQ")
+_ANSWER = struct.Struct("!Q")
+_WRITE_FILES, _WRITE_NO_FILES = b"w", b"-"
+_CHUNK = 1024 * 1024
+_READ_SIZE = 256 * 1024  # most answers arrive whole in one read
 
 
 def _serve(
-    connection: Connection, limits: ParseLimits, memory_limit: int, parse: ParseFunction, files_dir: Path | None
+    sock: socket.socket, limits: ParseLimits, memory_limit: int, parse: ParseFunction, files_dir: Path | None
 ) -> None:
-    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the pipe closes.
+    """A worker's main loop: bytes in, a ParsedMessage or ParseFailure out, until the socket closes.
 
     With `files_dir` (the pipeline's attachments folder) a big attachment is decoded straight into the
-    content-addressed store and comes back as its digest and size, not as bytes through the pipe. It is
+    content-addressed store and comes back as its digest and size, not as bytes through the socket. It is
     written before the service's transaction, as ARCHITECTURE asks; if that rolls back, the file is an
     orphan, which is harmless."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     stopping = _StopAfterTheMessageInHand()
     files = FileStore(files_dir) if files_dir is not None else None
-    connection.send_bytes(_READY)
+    sock.setblocking(True)
+    _send_answer(sock, _READY)
     while not stopping.asked:
         try:
-            write_files = connection.recv_bytes() == _WRITE_FILES
-            raw = connection.recv_bytes()
+            flag, size = _REQUEST.unpack(_receive(sock, _REQUEST.size))
+            raw = _receive(sock, size)
         except (EOFError, OSError):
             return
         stopping.busy = True
-        outcome = parse(raw, limits, files if write_files else None)
+        outcome = parse(raw, limits, files if flag == _WRITE_FILES else None)
         del raw  # before the answer is pickled: the worker's peak is the message, not the message twice
         try:
-            connection.send(outcome)
+            answer = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
         except MemoryError:
             outcome = OUT_OF_MEMORY
-            connection.send(outcome)
+            answer = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        try:
+            _send_answer(sock, answer)
+        except OSError:
+            return
         stopping.busy = False
         if outcome == OUT_OF_MEMORY:
             return  # after a MemoryError the process may be in any state: the pool starts a fresh one
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    """Exactly `size` bytes (EOFError if the socket closes first). BytesIO hands its buffer over without
+    a copy, so a big message is held once."""
+    buffer = io.BytesIO()
+    while (left := size - buffer.tell()) > 0:
+        chunk = sock.recv(min(left, _CHUNK))
+        if not chunk:
+            raise EOFError
+        buffer.write(chunk)
+    return buffer.getvalue()
+
+
+def _send_answer(sock: socket.socket, answer: bytes) -> None:
+    sock.sendall(_ANSWER.pack(len(answer)))
+    sock.sendall(answer)
 
 
 class _StopAfterTheMessageInHand:
@@ -157,59 +190,180 @@ class _StopAfterTheMessageInHand:
         self.asked = True
 
 
+# Starting a process (a round trip to the forkserver) and reaping one block: they run here, one at a
+# time (multiprocessing's bookkeeping of children is not meant for concurrent starts), never on the loop.
+_PROCESSES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-worker-processes")
+_IN_HAND = 2  # messages sent to one worker at a time: the one it parses and the next
+
+
+@dataclass(slots=True, eq=False)  # each job is itself: two of the same bytes are two jobs
+class _Job:
+    raw: bytes
+    write_files: bool
+    future: asyncio.Future[ParseOutcome]
+
+    def settle(self, outcome: ParseOutcome) -> None:
+        if not self.future.done():  # else its caller is gone (cancelled): the outcome is dropped
+            self.future.set_result(outcome)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
 class _Worker:
-    """One worker process and our end of its pipe. Its methods block: they run on the pool's threads."""
+    """One worker process and the service's end of its socket, read and written by the event loop's
+    callbacks: nothing here blocks, and no thread takes the GIL from the loop to feed a worker."""
 
     def __init__(
         self,
-        context: BaseContext,
-        limits: ParseLimits,
-        memory_limit: int,
-        parse: ParseFunction,
-        files_dir: Path | None = None,
+        process: BaseProcess,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        on_answer: Callable[[_Worker, bytearray], None],
+        on_lost: Callable[[_Worker], None],
     ) -> None:
-        ours, theirs = context.Pipe()
-        self.connection = ours
-        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve,
-            args=(theirs, limits, memory_limit, parse, files_dir),
-            daemon=True,
-            name="mailtickets-parse",
-        )
-        self.process.start()
-        theirs.close()
-        if not ours.poll(START_WAIT_SECONDS) or ours.recv_bytes() != _READY:
-            self.stop(kill=True)
-            raise OSError("a parse worker did not start")
+        self.process = process
+        self.loop = loop
+        self.started: asyncio.Future[None] = loop.create_future()  # resolved by its _READY
+        # The jobs sent, in order: the worker parses the first; the others wait in the socket for it, so
+        # it never idles until the loop turns again. The time limit runs for the first only.
+        self.jobs: deque[_Job] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.untouched = False  # the first job has not had a byte sent yet
+        self.closed = False
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._on_answer, self._on_lost = on_answer, on_lost
+        self._outgoing: deque[memoryview] = deque()
+        self._writing = False
+        self._inbox = bytearray()  # what was read of the answers, not handed on yet
+        self._body: bytearray | None = None  # a big answer being read, `_got` bytes of it so far
+        self._got = 0
+        loop.add_reader(self._fd, self._on_readable)
 
-    def exchange(self, raw: bytes, timeout: float, write_files: bool = True) -> ParseOutcome:
-        """TimeoutError past `timeout`; EOFError or OSError if the worker died."""
-        self.connection.send_bytes(_WRITE_FILES if write_files else _WRITE_NO_FILES)
-        self.connection.send_bytes(raw)
-        if not self.connection.poll(timeout):
-            raise TimeoutError
-        outcome: ParseOutcome = self.connection.recv()
-        return outcome
+    @property
+    def ready(self) -> bool:
+        return self.started.done() and self.started.exception() is None
 
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def stop(self, *, kill: bool) -> None:
-        self.connection.close()
-        if kill:
-            self.process.kill()
-        self.process.join(STOP_WAIT_SECONDS)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+    def send(self, job: _Job) -> None:
+        if not self.jobs:
+            self.untouched = True
+        self.jobs.append(job)
+        flag = _WRITE_FILES if job.write_files else _WRITE_NO_FILES
+        self._outgoing.extend((memoryview(_REQUEST.pack(flag, len(job.raw))), memoryview(job.raw)))
+        self._flush()
+
+    def _flush(self) -> None:
+        """As much as the socket takes now; the rest when it is writable again (the bytes are not copied)."""
+        try:
+            while self._outgoing:
+                sent = self._sock.sendmsg(self._outgoing)  # header and bytes in one call
+                self.untouched = False
+                while sent:
+                    view = self._outgoing[0]
+                    if sent < len(view):
+                        self._outgoing[0], sent = view[sent:], 0
+                    else:
+                        sent -= len(view)
+                        self._outgoing.popleft()
+        except BlockingIOError:
+            if not self._writing:
+                self.loop.add_writer(self._fd, self._flush)
+                self._writing = True
+            return
+        except OSError:
+            self._outgoing.clear()
+            self._on_lost(self)
+            return
+        if self._writing:
+            self.loop.remove_writer(self._fd)
+            self._writing = False
+
+    def _on_readable(self) -> None:
+        """Reads what is there (a short read means the socket is drained: the loop calls again when more
+        comes), and hands on each whole answer. An answer bigger than a read goes straight into a buffer
+        of its size."""
+        try:
+            while not self.closed:
+                if self._body is not None:
+                    wanted = len(self._body) - self._got
+                    got = self._sock.recv_into(memoryview(self._body)[self._got :])
+                    if not got:
+                        raise EOFError
+                    self._got += got
+                    if got < wanted:
+                        return
+                    body, self._body = self._body, None
+                    self._on_answer(self, body)
+                    continue
+                chunk = self._sock.recv(_READ_SIZE)
+                if not chunk:
+                    raise EOFError
+                self._inbox += chunk
+                self._answers_in_inbox()
+                if len(chunk) < _READ_SIZE:
+                    return
+        except BlockingIOError:
+            return
+        except (EOFError, OSError):
+            self._on_lost(self)
+
+    def _answers_in_inbox(self) -> None:
+        while len(self._inbox) >= _ANSWER.size and not self.closed:
+            (size,) = _ANSWER.unpack_from(self._inbox)
+            end = _ANSWER.size + size
+            if len(self._inbox) >= end:
+                body = self._inbox[_ANSWER.size : end]
+                del self._inbox[:end]
+                self._on_answer(self, body)
+            elif end > _READ_SIZE:  # a big one: the rest is read into a buffer of its size
+                self._body, self._got = bytearray(size), len(self._inbox) - _ANSWER.size
+                self._body[: self._got] = memoryview(self._inbox)[_ANSWER.size :]
+                self._inbox.clear()
+                return
+            else:
+                return
+
+    def close(self) -> None:
+        """Our end of the socket: an idle worker reads the end of it and exits."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._fd)
+            if self._writing:
+                self.loop.remove_writer(self._fd)
+        self._sock.close()
+
+
+def _stop_process(process: BaseProcess, *, kill: bool) -> None:
+    if kill:
+        process.kill()
+    process.join(STOP_WAIT_SECONDS)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _kill_all(workers: list[_Worker]) -> None:
+    for worker in list(workers):
+        with contextlib.suppress(OSError, ValueError):
+            _stop_process(worker.process, kill=True)
 
 
 class ParseWorkers:
-    """A small pool of parse worker processes, each fed by a thread of its own.
+    """A small pool of parse worker processes, driven by the event loop.
 
-    The messages wait in one queue; each feeder thread takes the next, hands it to its worker and posts the
-    outcome back to the loop. The loop only queues and collects: while it is busy writing a batch, the workers
-    go on parsing the next messages, so a backlog reaches the group commit in large batches.
+    The messages wait in one queue; when a worker answers, the callback that reads its answer hands it the
+    next message at once, so the workers go on parsing whenever the loop turns, even while it writes a
+    batch (the group commit lets it turn between messages), and a backlog reaches the commit in large
+    batches. Workers start as the load needs them, up to `size`.
     """
 
     def __init__(
@@ -227,12 +381,16 @@ class ParseWorkers:
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.size = max(1, size)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
-        self._pool = _Feeders(context, limits, memory_limit, parse, timeout, files_dir)
-        # A pool nobody closed (a test, a crash) still leaves no process or thread behind: the feeders hold
-        # the state, not this object, so it can be collected.
-        self._finalizer = weakref.finalize(self, self._pool.stop, kill=True)
+        self._parse = parse
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(_PRELOAD)
+        self._workers: list[_Worker] = []  # started or starting; a worker leaves the list as it goes
+        self._starting = 0  # processes being started, not in the list yet
+        self._queue: deque[_Job] = deque()
+        self._tasks: set[asyncio.Future[Any]] = set()  # replacements under way
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # A pool nobody closed (a test, a crash) still leaves no process behind.
+        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseWorkers:
@@ -246,10 +404,10 @@ class ParseWorkers:
 
     async def parse(self, raw: bytes, *, write_files: bool = True) -> ParseOutcome:
         """`write_files=False` (the dry run, a quarantine preview): big attachments come back as bytes."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[ParseOutcome] = loop.create_future()
-        self._pool.submit(_Job(raw, write_files, loop, future), self.size)
-        return await future
+        job = _Job(raw, write_files, self._bind().create_future())
+        self._queue.append(job)
+        self._dispatch()
+        return await job.future  # a cancelled caller's job is skipped, or its answer dropped
 
     async def warm_up(self) -> None:
         """Start every worker now, each parsing one small message, so the first mail does not wait for a
@@ -259,150 +417,209 @@ class ParseWorkers:
     @property
     def workers(self) -> list[_Worker]:
         """The live worker processes (started as the load needs them)."""
-        with self._pool.lock:
-            return list(self._pool.workers)
+        return list(self._workers)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._pool.stop, kill=False)
+        """What is queued or in hand is parsed first (its callers still wait for it); then each worker stops."""
+        await self.until_idle()
+        workers, self._workers[:] = list(self._workers), []
+        for worker in workers:
+            worker.close()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(_PROCESSES, functools.partial(_stop_process, w.process, kill=False))
+                for w in workers
+            )
+        )
 
+    async def until_idle(self) -> None:
+        """Until nothing is queued, in hand or being started."""
+        while pending := self._pending():
+            await asyncio.wait(pending)
 
-class _Feeders:
-    """The pool's state, shared by its feeder threads: the queue of messages and the live workers."""
+    def _pending(self) -> list[asyncio.Future[Any]]:
+        jobs = [job.future for job in self._queue] + [job.future for w in self._workers for job in w.jobs]
+        return [*(future for future in jobs if not future.done()), *self._tasks]
 
-    def __init__(
-        self,
-        context: BaseContext,
-        limits: ParseLimits,
-        memory_limit: int,
-        parse: ParseFunction,
-        timeout: float,
-        files_dir: Path | None,
-    ) -> None:
-        self.context, self.limits, self.memory_limit = context, limits, memory_limit
-        self.parse, self.timeout, self.files_dir = parse, timeout, files_dir
-        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.threads: list[threading.Thread] = []
-        self.workers: list[_Worker] = []
-        self.lock = threading.Lock()  # guards the lists and counts below between threads
-        self.waiting = 0  # jobs queued, not taken yet
-        self.idle = 0  # feeders waiting for a job
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop; workers started under another one (now gone: a test's) are put down first."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                for worker in self._workers:
+                    worker.close()
+                _kill_all(self._workers)
+                self._workers.clear()
+                self._queue.clear()
+                self._starting = 0
+            self._loop = loop
+        return loop
 
-    def submit(self, job: _Job, size: int) -> None:
-        with self.lock:  # started when needed: one message at a time (a pipe) keeps one worker
-            self.waiting += 1
-            self.queue.put(job)
-            if len(self.threads) < size and self.waiting > self.idle:
-                feeder = threading.Thread(target=self._feed, name="parse-feeder", daemon=True)
-                self.threads.append(feeder)
-                self.idle += 1  # counted from now: it is about to wait for this job
-                feeder.start()
+    def _dispatch(self) -> None:
+        """Hand queued messages to idle workers; start workers if messages still wait and there is room;
+        then give each busy worker its next message too."""
+        self._hand_out(1)
+        waiting = sum(not job.future.done() for job in self._queue)
+        for _ in range(min(waiting, self.size - len(self._workers) - self._starting)):
+            self._starting += 1
+            self._keep(self._start())
+        self._hand_out(_IN_HAND)
 
-    def stop(self, *, kill: bool) -> None:
-        """Each feeder finishes the messages queued before, then stops its worker."""
-        with self.lock:
-            threads, self.threads = self.threads, []
-        for _ in threads:
-            self.queue.put(None)
-        if not kill:
-            for thread in threads:
-                thread.join()
-        with self.lock:
-            left = list(self.workers)
-        for worker in left:
-            self._retire(worker, kill=True)
+    def _hand_out(self, in_hand: int) -> None:
+        while self._queue:
+            if self._queue[0].future.done():
+                self._queue.popleft()  # its caller is gone: not parsed at all
+                continue
+            worker = min(
+                (w for w in self._workers if w.ready and len(w.jobs) < in_hand), key=lambda w: len(w.jobs), default=None
+            )
+            if worker is None:
+                return
+            job = self._queue.popleft()
+            if not worker.jobs:
+                self._arm(worker)
+            worker.send(job)
 
-    def _feed(self) -> None:
-        worker: _Worker | None = None
-        while (job := self._next()) is not None:
-            worker, answer = self._take(worker, job)
-            # Idle again before the answer goes out: the caller's next message finds this feeder free
-            # and starts no other (one message at a time, as through a pipe, keeps one worker).
-            with self.lock:
-                self.idle += 1
-            answer()
-        if worker is not None:
-            self._retire(worker, kill=False)
+    def _arm(self, worker: _Worker) -> None:
+        """The time limit of the worker's first job, counted from now (when it is sent, or when the answer
+        before it was read: never less than the limit)."""
+        assert self._loop is not None
+        worker.timer = self._loop.call_later(self.timeout, self._timed_out, worker)
 
-    def _take(self, worker: _Worker | None, job: _Job) -> tuple[_Worker | None, Callable[[], None]]:
-        """Parse one job: the worker to keep, and how to answer its caller."""
-        if job.future.cancelled():
-            return worker, lambda: None  # its caller is gone: not parsed at all
+    def _keep(self, work: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start(self) -> _Worker | None:
+        """A new worker, ready for a message (the caller counted it in `_starting`); None if it failed to
+        start, which the first waiting message is told (as the error it would have met itself)."""
+        loop = self._bind()
         try:
-            if worker is None or not worker.alive():
-                worker = self._start(worker)
-            outcome, worker = self._exchange(worker, job.raw, job.write_files)
-        except BaseException as exc:  # no worker could be started: the caller's (temporary) error
-            return worker, functools.partial(job.post_error, exc)
-        if worker is None:  # it had to go: its replacement starts now, ready for the next message
-            with contextlib.suppress(OSError):
-                worker = self._start(None)
-        return worker, functools.partial(job.post, outcome)
-
-    def _next(self) -> _Job | None:
-        """The next job; the caller was counted idle before (at its start, or after its last answer)."""
-        job = self.queue.get()
-        with self.lock:
-            self.idle -= 1
-            self.waiting -= job is not None
-        return job
-
-    def _start(self, old: _Worker | None) -> _Worker:
-        if old is not None:
-            log.warning("parse worker %s replaced", old.process.pid)
-            self._retire(old, kill=True)
-        worker = _Worker(self.context, self.limits, self.memory_limit, self.parse, self.files_dir)
-        with self.lock:
-            self.workers.append(worker)
+            process, sock = await loop.run_in_executor(_PROCESSES, self._spawn)
+            worker = _Worker(process, sock, loop, self._answered, self._lost)
+        except BaseException as exc:
+            self._starting -= 1
+            self._no_worker(exc)
+            return None
+        self._starting -= 1
+        self._workers.append(worker)
+        try:
+            async with asyncio.timeout(START_WAIT_SECONDS):
+                await worker.started
+        except (TimeoutError, OSError):
+            self._retire(worker)
+            self._no_worker(OSError("a parse worker did not start"))
+            return None
+        self._dispatch()
         return worker
 
-    def _retire(self, worker: _Worker, *, kill: bool) -> None:
-        with self.lock:
-            if worker not in self.workers:
-                return
-            self.workers.remove(worker)
-        worker.stop(kill=kill)
-
-    def _exchange(self, worker: _Worker, raw: bytes, write_files: bool) -> tuple[ParseOutcome, _Worker | None]:
-        """The outcome, and the worker to keep (None: it had to go; the next message starts a fresh one)."""
+    def _spawn(self) -> tuple[BaseProcess, socket.socket]:
+        ours, theirs = socket.socketpair()
         try:
-            outcome = worker.exchange(raw, self.timeout, write_files)
-        except TimeoutError:
-            self._retire(worker, kill=True)
-            return ParseFailure(f"parsing took longer than parse_timeout_seconds ({self.timeout:g} s)"), None
-        except (EOFError, OSError):
-            code = worker.process.exitcode
-            self._retire(worker, kill=True)
-            return ParseFailure(f"the parse worker died (exit code {code}): over parse_memory_limit_bytes?"), None
-        except Exception as exc:  # e.g. an answer that does not unpickle: the pipe's state is unknown, so it goes
+            process: BaseProcess = self._context.Process(
+                target=_serve,
+                args=(theirs, self.limits, self.memory_limit, self._parse, self.files_dir),
+                daemon=True,
+                name="mailtickets-parse",
+            )
+            process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        return process, ours
+
+    def _no_worker(self, error: BaseException) -> None:
+        if not self._workers and self._starting == 0:  # nobody else will take the queue
+            waiting = next((job for job in self._queue if not job.future.done()), None)
+            if waiting is not None:
+                self._queue.remove(waiting)
+                waiting.fail(error)
+        self._dispatch()
+
+    def _answered(self, worker: _Worker, body: bytearray) -> None:
+        if not worker.started.done():
+            if body == _READY:
+                worker.started.set_result(None)
+            else:
+                worker.started.set_exception(OSError("a parse worker did not start"))
+            return
+        if worker.timer is not None:
+            worker.timer.cancel()
+        if not worker.jobs:  # an answer nobody asked for: the wire's state is unknown
+            self._retire(worker)
+            return
+        job = worker.jobs.popleft()
+        if worker.jobs:
+            self._arm(worker)
+        try:
+            outcome: ParseOutcome = pickle.loads(body)
+        except Exception as exc:  # e.g. an answer that does not unpickle: that worker goes
             log.exception("parse worker answer unreadable; the message is quarantined")
-            self._retire(worker, kill=True)
-            return ParseFailure(f"parse worker failure: {type(exc).__name__}: {exc}"), None
-        return outcome, worker
+            failure = ParseFailure(f"parse worker failure: {type(exc).__name__}: {exc}")
+            self._replace(worker, job, lambda exit_code: failure)
+            return
+        if outcome == OUT_OF_MEMORY:  # the worker leaves after that answer
+            self._replace(worker, job, lambda exit_code: OUT_OF_MEMORY)
+            return
+        job.settle(outcome)
+        self._dispatch()
 
+    def _timed_out(self, worker: _Worker) -> None:
+        if worker.jobs and not worker.closed:
+            job = worker.jobs[0]
+            failure = ParseFailure(f"parsing took longer than parse_timeout_seconds ({self.timeout:g} s)")
+            self._replace(worker, job, lambda exit_code: failure)
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    raw: bytes
-    write_files: bool
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[ParseOutcome]
+    def _lost(self, worker: _Worker) -> None:
+        """Its socket closed or failed: the process died (or is dying)."""
+        if worker.closed:
+            return
+        if not worker.started.done():
+            worker.started.set_exception(OSError("a parse worker did not start"))
+            return
+        if not worker.jobs or worker.untouched:  # it died idle: no message it was sent reached it
+            self._queue.extendleft(reversed(worker.jobs))
+            worker.jobs.clear()
+            self._retire(worker)
+            self._dispatch()
+            return
+        self._replace(
+            worker,
+            worker.jobs[0],
+            lambda code: ParseFailure(f"the parse worker died (exit code {code}): over parse_memory_limit_bytes?"),
+        )
 
-    def post(self, outcome: ParseOutcome) -> None:
-        self._call(_settle, outcome)
+    def _retire(self, worker: _Worker) -> None:
+        """Gone from the pool now; its process is killed and reaped off the loop."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.close()
+        assert self._loop is not None
+        self._keep(self._loop.run_in_executor(_PROCESSES, functools.partial(_stop_process, worker.process, kill=True)))
 
-    def post_error(self, error: BaseException) -> None:
-        self._call(_fail, error)
+    def _replace(self, worker: _Worker, job: _Job, failure: Callable[[int | None], ParseFailure]) -> None:
+        """The job fails with the worker, which goes; its replacement is ready before the job's caller hears.
+        The messages sent after it were not read yet: they go back to the head of the queue."""
+        with contextlib.suppress(ValueError):  # an answered job was taken off already
+            worker.jobs.remove(job)
+        self._queue.extendleft(reversed(worker.jobs))
+        worker.jobs.clear()
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.close()
+        self._starting += 1  # counted now, so that _dispatch does not start another meanwhile
+        self._keep(self._fail_and_replace(worker, job, failure))
 
-    def _call(self, settle: Callable[[asyncio.Future[ParseOutcome], Any], None], value: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            self.loop.call_soon_threadsafe(settle, self.future, value)
-
-
-def _settle(future: asyncio.Future[ParseOutcome], outcome: ParseOutcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
-
-
-def _fail(future: asyncio.Future[ParseOutcome], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+    async def _fail_and_replace(
+        self, worker: _Worker, job: _Job, failure: Callable[[int | None], ParseFailure]
+    ) -> None:
+        loop = self._bind()
+        await loop.run_in_executor(_PROCESSES, functools.partial(_stop_process, worker.process, kill=True))
+        log.warning("parse worker %s replaced", worker.process.pid)
+        await self._start()
+        job.settle(failure(worker.process.exitcode))
