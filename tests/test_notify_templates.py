@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,3 +62,31 @@ def test_cli_check(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["templates", "check"], env={"MAILTICKETS_TEMPLATES_DIR": str(tmp_path)})
     assert bad.exit_code == 1
     assert "FAIL closed" in bad.output
+
+
+class _FakedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_an_edited_template_is_used_once_its_file_is_looked_at_again_faked_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailtickets.notify import templates
+
+    clock = _FakedClock()
+    monkeypatch.setattr(templates, "time", clock)
+    subject = tmp_path / "acknowledgement.subject.txt"
+    subject.write_text("Received: {{ ticket.reference }}")
+    env = make_environment(tmp_path)
+    assert render(env, "acknowledgement", sample_context()).subject == "Received: TCK-12"
+    subject.write_text("Got it: {{ ticket.reference }}")
+    later = subject.stat().st_mtime + 5
+    os.utime(subject, (later, later))  # a new mtime, whatever the file system's granularity
+    clock.now += templates.RECHECK_SECONDS / 2
+    assert render(env, "acknowledgement", sample_context()).subject == "Received: TCK-12"  # not stat'ed yet
+    clock.now += templates.RECHECK_SECONDS
+    assert render(env, "acknowledgement", sample_context()).subject == "Got it: TCK-12"
