@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 from mailtickets.parse.limits import ParseLimits
-from mailtickets.parse.message import ParsedMessage
-from mailtickets.pipeline.parse_worker import InProcessParser, ParseFailure, ParseWorkers
+from mailtickets.parse.message import ParsedMessage, PayloadStore
+from mailtickets.pipeline.parse_worker import (
+    InProcessParser,
+    ParseFailure,
+    ParseOutcome,
+    ParseWorkers,
+    parse_outcome,
+)
 from mailtickets.storage import FileStore
 from tests import hostile_mail
 from tests.builders import make_message
@@ -180,3 +186,19 @@ async def test_a_caller_that_gives_up_leaves_the_worker_usable(workers: ParseWor
     outcome = await workers.parse(make_message(subject="Printer on fire"))  # its answer comes after the dropped one
     assert isinstance(outcome, ParsedMessage) and outcome.subject == "Printer on fire"
     assert workers.workers == [worker] and given_up.cancelled()
+
+
+async def test_a_worker_that_cannot_start_fails_the_messages_waiting_for_it_instead_of_hanging() -> None:
+    def not_importable(raw: bytes, limits: ParseLimits, store: PayloadStore | None) -> ParseOutcome:
+        return parse_outcome(raw, limits, store)  # a local function: it cannot be sent to a process
+
+    pool = ParseWorkers(ParseLimits(), timeout=5, memory_limit=512 * 1024 * 1024, size=2, parse=not_importable)
+    try:
+        async with asyncio.timeout(30):
+            with pytest.raises(AttributeError, match="Can't pickle local object"):  # what starting it raised
+                await pool.parse(make_message())
+            outcomes = await asyncio.gather(*(pool.parse(make_message()) for _ in range(3)), return_exceptions=True)
+        assert [type(o) for o in outcomes] == [AttributeError] * 3
+        assert pool.workers == []
+    finally:
+        await pool.close()

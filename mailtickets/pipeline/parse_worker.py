@@ -244,7 +244,8 @@ class _Worker:
 
     @property
     def ready(self) -> bool:
-        return self.started.done() and self.started.exception() is None
+        started = self.started
+        return started.done() and not started.cancelled() and started.exception() is None
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -501,6 +502,8 @@ class ParseWorkers:
             worker = _Worker(process, sock, loop, self._answered, self._lost)
         except BaseException as exc:
             self._starting -= 1
+            if not isinstance(exc, Exception):  # cancelled (the loop stops): nobody waits for it
+                raise
             self._no_worker(exc)
             return None
         self._starting -= 1
@@ -534,7 +537,9 @@ class ParseWorkers:
         return process, ours
 
     def _no_worker(self, error: BaseException) -> None:
-        if not self._workers and self._starting == 0:  # nobody else will take the queue
+        # Each failed start fails one waiting message (as if it had tried itself), unless a worker is up to
+        # take them: waiting for other starts instead could wait for ever if every start fails.
+        if not any(worker.ready for worker in self._workers):
             waiting = next((job for job in self._queue if not job.future.done()), None)
             if waiting is not None:
                 self._queue.remove(waiting)
