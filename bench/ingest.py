@@ -4,7 +4,7 @@ fresh SQLite store, in-process, with notifications ON (the defaults; `--no-notif
 For each run it prints messages/second, CPU ms per message, SQL statements per message, and bare
 mail-parser's parse rate of the same files in the same run with the ratio (the issue's target: ingest at
 least 1/3 of mail-parser's rate). Runs: an empty store, one with routing rules, one that already holds
-100,000 tickets, and one long thread (the Nth reply on one ticket against the first).
+100,000 tickets, and one long thread (a reply on a ticket with N replies against a first reply, alternated).
 
     python bench/ingest.py [--messages 2000] [--existing 100000] [--rules 200] [--thread 1500] [--no-notify]
 """
@@ -30,7 +30,7 @@ from sqlalchemy import event, insert, make_url, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailtickets.db import create_engine, session_factory, upgrade
-from mailtickets.models import Agent, Client, ClientDomain, Contact, Ticket, TicketCounter
+from mailtickets.models import Agent, Client, ClientDomain, Contact, Ticket, TicketCounter, TicketStatus
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.rules.store import replace_all_rules
 from mailtickets.settings import Settings
@@ -235,29 +235,30 @@ def measure(
     return figures, parser_rate
 
 
-def thread_replies(count: int, ticket_number: int) -> list[bytes]:
-    replies = []
-    for index in range(count):
-        message = EmailMessage()
-        message["From"] = "User 1 <user1@bench.example>"
-        message["To"] = "support@helpdesk.example"
-        message["Message-ID"] = f"<thread-{index}@bench.example>"
-        message["Subject"] = f"Re: [TCK-{ticket_number}] The long one"
-        message.set_content(f"Reply {index}: still broken.\n")
-        replies.append(message.as_bytes(policy=SMTP))
-    return replies
+def reply(index: int, ticket_number: int) -> bytes:
+    message = EmailMessage()
+    message["From"] = "User 1 <user1@bench.example>"
+    message["To"] = "support@helpdesk.example"
+    message["Message-ID"] = f"<thread-{ticket_number}-{index}@bench.example>"
+    message["Subject"] = f"Re: [TCK-{ticket_number}] The long one"
+    message.set_content(f"Reply {index}: still broken.\n")
+    return message.as_bytes(policy=SMTP)
 
 
 @dataclass
 class ThreadFigures:
-    """Medians over the first and the last `window` replies: wall time, CPU time, statements."""
+    """Medians of a first reply on a ticket against a reply on the ticket with the long thread: wall time,
+    CPU time, statements."""
 
     wall: tuple[float, float]
     cpu: tuple[float, float]
     statements: tuple[float, float]
 
 
-async def time_thread(settings: Settings, replies: list[bytes], window: int) -> ThreadFigures:
+async def time_thread(settings: Settings, length: int, window: int) -> ThreadFigures:
+    """Builds a thread of `length` replies on ticket 1, then alternates `window` replies to it with first
+    replies to tickets 2 … window + 1 (in the same state: open, with an agent), so that the two are
+    compared in one sitting: a machine whose speed drifts over the run affects both alike."""
     engine = create_engine(settings.database_url)
     statements = count_statements(engine)
     pipeline = Pipeline(settings, session_factory(engine))
@@ -265,23 +266,26 @@ async def time_thread(settings: Settings, replies: list[bytes], window: int) -> 
         agent = Agent(name="Bench Agent", email="agent@helpdesk.example")
         session.add(agent)
         await session.flush()
-        await session.execute(update(Ticket).where(Ticket.number == 1).values(assigned_agent_id=agent.id))
-    walls, cpus, counts = [], [], []
-    for raw in replies:
-        started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
-        await pipeline.ingest(raw, "bench")
-        walls.append(time.perf_counter() - started)
-        cpus.append(time.process_time() - cpu)
-        counts.append(statements[0] - before)
+        alike = update(Ticket).where(Ticket.number <= window + 1)
+        await session.execute(alike.values(assigned_agent_id=agent.id, status=TicketStatus.OPEN))
+    for index in range(length):
+        await pipeline.ingest(reply(index, 1), "bench")
+    samples: dict[bool, tuple[list[float], list[float], list[float]]] = {False: ([], [], []), True: ([], [], [])}
+    for index in range(window):
+        for long, raw in ((True, reply(length + index, 1)), (False, reply(0, index + 2))):
+            started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
+            await pipeline.ingest(raw, "bench")
+            walls, cpus, counts = samples[long]
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+            counts.append(statements[0] - before)
     await pipeline.close()
     await engine.dispose()
 
-    def ends(values: list[float]) -> tuple[float, float]:
-        # The first replies pay for warming up (workers starting, statements compiled and cached): the
-        # early window is replies window+1 … 2·window, against the last `window`.
-        return statistics.median(values[window : 2 * window]), statistics.median(values[-window:])
+    def medians(which: int) -> tuple[float, float]:
+        return statistics.median(samples[False][which]), statistics.median(samples[True][which])
 
-    return ThreadFigures(ends(walls), ends(cpus), ends([float(c) for c in counts]))
+    return ThreadFigures(medians(0), medians(1), medians(2))
 
 
 def measure_thread(args: argparse.Namespace, workdir: Path) -> ThreadFigures:
@@ -289,8 +293,9 @@ def measure_thread(args: argparse.Namespace, workdir: Path) -> ThreadFigures:
     folder.mkdir()
     settings = bench_settings(folder, notify=True)  # the threading headers are what is measured
     upgrade(settings.database_url)
-    asyncio.run(seed_store(settings, 1))
-    return asyncio.run(time_thread(settings, thread_replies(args.thread, 1), window=50))
+    window = 50
+    asyncio.run(seed_store(settings, window + 1))
+    return asyncio.run(time_thread(settings, args.thread, window))
 
 
 def main() -> None:
@@ -324,8 +329,9 @@ def main() -> None:
                 ("statements", thread.statements, 1),
             ):
                 print(
-                    f"thread of {args.thread}, {name:>10}: first replies {first * unit:.2f}, last {last * unit:.2f} "
-                    f"({(last / first - 1) * 100:+.1f}%; medians of replies 51-100 and the last 50; ms but statements)"
+                    f"thread of {args.thread}, {name:>10}: a first reply {first * unit:.2f}, a reply after "
+                    f"{args.thread} {last * unit:.2f} ({(last / first - 1) * 100:+.1f}%; medians of 50 each, "
+                    "alternated; ms but statements)"
                 )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS:             {peak_kb / 1024:8.1f} MB")
