@@ -14,9 +14,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.dml import ReturningInsert, UpdateBase
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 from mailtickets.models import ChangeCounter
+from mailtickets.prepared import Prepared
 from mailtickets.sqlite_inline import InlineDBAPI
 from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
@@ -78,9 +80,20 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 
 # Tables the pipeline keeps in memory (VersionedCache): a write to any of them bumps the "directory" counter.
 CACHED_TABLES = frozenset({"agents", "agent_aliases", "clients", "client_domains", "rules"})
+
+
+def prepare(statement: Executable) -> Prepared:
+    """A statement for the hot path, compiled once and run on the driver (`prepared.py`). Not for a
+    cached table: no `after_execute` hook runs there, so its write would not bump the counter."""
+    table = statement.table if isinstance(statement, UpdateBase) else None
+    if isinstance(table, Table) and table.name in CACHED_TABLES:
+        raise ValueError(f"{table.name} is cached in memory: its writes must go through Connection.execute")
+    return Prepared(statement)
+
+
 _DIRECTORY = "directory"
 _BUMP = update(ChangeCounter).where(ChangeCounter.name == _DIRECTORY).values(version=ChangeCounter.version + 1)
-_VERSION = select(ChangeCounter.version).where(ChangeCounter.name == _DIRECTORY)
+_VERSION = prepare(select(ChangeCounter.version).where(ChangeCounter.name == _DIRECTORY))  # read on every message
 _WROTE = "mailtickets_directory_written_in"  # on the connection: the transaction that wrote a cached table
 _SEEN = "mailtickets_directory_version"  # on the session: (its transaction, the version read in it)
 _CONNECTION = "mailtickets_connection"  # on the session: (its transaction, that transaction's connection)
@@ -101,14 +114,17 @@ async def connection_of(session: AsyncSession) -> AsyncConnection:
     """The connection of the session's transaction (begun if need be), looked up once per transaction.
 
     `AsyncSession.connection()` crosses into SQLAlchemy's greenlet on every call; the ingest path runs
-    its Core statements through this instead, a dozen times per message. Savepoints share the connection
-    of their transaction; a new transaction (after a commit or rollback) looks it up again.
+    its Core statements through this instead, a dozen times per message. It is looked up again in each
+    savepoint (SQLAlchemy emits the SAVEPOINT only when the nested transaction first asks for its
+    connection: a statement run before that would not be undone with it) and each new transaction.
     """
+    sync = session.sync_session
+    current = sync.get_nested_transaction() or sync.get_transaction()
     seen = session.info.get(_CONNECTION)
-    if seen is not None and seen[0] is session.sync_session.get_transaction():
+    if seen is not None and seen[0] is current:
         return seen[1]  # type: ignore[no-any-return]
     connection = await session.connection()
-    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    session.info[_CONNECTION] = (sync.get_nested_transaction() or sync.get_transaction(), connection)
     return connection
 
 
@@ -116,6 +132,8 @@ async def directory_version(session: AsyncSession) -> int | None:
     """The directory counter, read at most once per transaction. None: nothing may be cached now, because
     this transaction wrote to a cached table (not committed yet) or the row is missing (a schema not made
     by the migrations)."""
+    if session.new or session.dirty or session.deleted:  # as a query's autoflush would: a pending write
+        await session.flush()  # to a cached table then counts as this transaction's
     connection = await connection_of(session)
     if connection.sync_connection is not None and (
         connection.sync_connection.info.get(_WROTE) is connection.sync_connection.get_transaction()
@@ -125,7 +143,7 @@ async def directory_version(session: AsyncSession) -> int | None:
     seen = session.info.get(_SEEN)
     if seen is not None and seen[0] is root:
         return seen[1]  # type: ignore[no-any-return]
-    version = await session.scalar(_VERSION)
+    version: int | None = await _VERSION.scalar(connection)
     session.info[_SEEN] = (root, version)
     return version
 
@@ -166,7 +184,7 @@ class VersionedCache(Generic[Value]):
 
 @dataclass(frozen=True, slots=True)
 class _RowInsert:
-    statement: ReturningInsert[Any]
+    statement: Prepared
     attributes: tuple[tuple[str, Column[Any]], ...]  # (attribute key, column), in RETURNING order
 
 
@@ -179,7 +197,7 @@ def _row_insert(mapper: Mapper[Any]) -> _RowInsert:
         table = mapper.local_table
         assert isinstance(table, Table)
         attributes = tuple((mapper.get_property_by_column(c).key, c) for c in table.c)
-        statement = insert(table).returning(*(column for _, column in attributes))
+        statement = prepare(insert(table).returning(*(column for _, column in attributes)))
         known = _ROW_INSERTS[mapper] = _RowInsert(statement, attributes)
     return known
 
@@ -191,8 +209,7 @@ async def insert_row(session: AsyncSession, instance: Any) -> None:
     row_insert = _row_insert(inspect(instance).mapper)
     state = instance.__dict__
     values = {column.key: state[key] for key, column in row_insert.attributes if key in state}
-    connection = await connection_of(session)
-    row = (await connection.execute(row_insert.statement, values)).one()
+    row = await row_insert.statement.one(await connection_of(session), values)
     # Into the object's dict, past the attribute instrumentation: the object is transient, and
     # `attach_as_loaded` takes its whole dict as the loaded state (no history, nothing to flush).
     state.update(zip((key for key, _ in row_insert.attributes), row, strict=True))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import lazyload
 
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.db import connection_of, get_held
+from mailtickets.db import connection_of, get_held, prepare
 from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
 from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
@@ -45,17 +45,19 @@ from mailtickets.tickets.events import (
 
 log = logging.getLogger(__name__)
 
-_INSERT_OUTBOX = insert(cast(Table, OutboxMail.__table__))
-_INSERT_MESSAGE = insert(cast(Table, TicketMessage.__table__))
+_INSERT_OUTBOX = prepare(insert(cast(Table, OutboxMail.__table__)))
+_INSERT_MESSAGE = prepare(insert(cast(Table, TicketMessage.__table__)))
 # Attachments are not needed for a notification about a client's message: no eager load (built once).
 _WITHOUT_ATTACHMENTS = (lazyload(TicketMessage.attachments),)
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 _OUTBOX = OutboxMail.__table__.c
 # Built once: it runs for every automatic mail, and building a statement costs more than running it.
-_RECENT_AUTOMATIC = select(_OUTBOX.recipient, _OUTBOX.ticket_id, _OUTBOX.kind, _OUTBOX.created_at).where(
-    _OUTBOX.automatic.is_(True),
-    _OUTBOX.created_at >= bindparam("since"),
-    or_(_OUTBOX.recipient == bindparam("recipient"), _OUTBOX.ticket_id == bindparam("ticket_id")),
+_RECENT_AUTOMATIC = prepare(
+    select(_OUTBOX.recipient, _OUTBOX.ticket_id, _OUTBOX.kind, _OUTBOX.created_at).where(
+        _OUTBOX.automatic.is_(True),
+        _OUTBOX.created_at >= bindparam("since"),
+        or_(_OUTBOX.recipient == bindparam("recipient"), _OUTBOX.ticket_id == bindparam("ticket_id")),
+    )
 )
 
 
@@ -261,7 +263,7 @@ async def recent_counts(
     # Core on the connection: no autoflush needed (the outbox is written with Core inserts), no ORM layer.
     connection = await connection_of(session)
     parameters = {"since": long_, "recipient": recipient, "ticket_id": ticket_id}
-    rows = (await connection.execute(_RECENT_AUTOMATIC, parameters)).all()
+    rows = await _RECENT_AUTOMATIC.rows(connection, parameters)
     short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
     to_recipient = [at for rcpt, _, _, at in rows if rcpt == recipient]
     to_client = [at for _, tid, kind, at in rows if tid == ticket_id and kind in CLIENT_KINDS]
@@ -322,11 +324,11 @@ async def _enqueue_one(
         log.exception("notification %s for %s could not be built; recorded as failed", planned.kind, ticket.reference)
         error = f"could not be built: {type(exc).__name__}: {exc}"
         failed = {**row, "raw": b"", "state": OutboxState.FAILED, "last_error": error}
-        await (await connection_of(session)).execute(_INSERT_OUTBOX, failed)
+        await _INSERT_OUTBOX.run(await connection_of(session), failed)
         return None
     # Core inserts built once (same Table objects as the model), on the connection: no ORM layer, no
     # autoflush (the ticket they point at is always written already: `create_ticket` inserts at once).
-    await (await connection_of(session)).execute(_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
+    await _INSERT_OUTBOX.run(await connection_of(session), {**row, "raw": raw, "state": OutboxState.PENDING})
     # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
     if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
@@ -391,8 +393,8 @@ async def _record_on_ticket(
         for name, value in recorded.items():
             setattr(reply, name, value)
         return
-    await (await connection_of(session)).execute(
-        _INSERT_MESSAGE,
+    await _INSERT_MESSAGE.run(
+        await connection_of(session),
         {
             "ticket_id": ticket.id,
             "direction": Direction.OUTBOUND,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
-from mailtickets.db import connection_of, transaction
+from mailtickets.db import connection_of, prepare, transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
@@ -42,7 +42,7 @@ from mailtickets.trust.verdict import verdict_for
 
 log = logging.getLogger(__name__)
 
-_INSERT_INBOUND = insert(cast(Table, InboundMail.__table__)).returning(InboundMail.__table__.c.id)
+_INSERT_INBOUND = prepare(insert(cast(Table, InboundMail.__table__)).returning(InboundMail.__table__.c.id))
 INTEGRITY_RETRIES = 3  # a concurrent writer won a unique key: re-run, which then sees its row
 
 
@@ -189,7 +189,7 @@ class Pipeline:
             if attempt > 0 and await session.scalar(select(InboundMail.id).where(InboundMail.dedupe_key == key)):
                 return IngestResult(Outcome.DUPLICATE, None, "already processed", parsed.message_id if parsed else None)
             decision = Decision(Outcome.QUARANTINED, reason=reason)
-            await session.execute(_INSERT_INBOUND, self._record(received, parsed, key, decision, None))
+            await _INSERT_INBOUND.run(await connection_of(session), self._record(received, parsed, key, decision, None))
             return IngestResult(Outcome.QUARANTINED, None, reason, parsed.message_id if parsed else None)
 
         try:
@@ -347,7 +347,7 @@ class Pipeline:
         record["matched_rules"] = matched_rules or None
         # A Core insert built once (same Table as the model), on the connection: no ORM object to track,
         # no autoflush (a pending change of a reply's ticket waits for the flush below).
-        inbound_id = (await (await connection_of(session)).execute(_INSERT_INBOUND, record)).scalar_one()
+        inbound_id = (await _INSERT_INBOUND.one(await connection_of(session), record))[0]
         message = decision.message
         if message is not None:
             message.inbound_mail_id = inbound_id

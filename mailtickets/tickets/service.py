@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from mailtickets.db import attach_as_loaded, connection_of, insert_row
+from mailtickets.db import attach_as_loaded, connection_of, insert_row, prepare
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
@@ -27,6 +27,7 @@ from mailtickets.models import (
     TicketStatus,
 )
 from mailtickets.parse.message import ParsedMessage
+from mailtickets.prepared import Prepared
 from mailtickets.storage import FileStore
 
 MAX_SUBJECT_CHARS = 998
@@ -53,11 +54,11 @@ async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
     """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
     connection = await connection_of(session)  # a Core statement: no ORM bulk-DML path on every new ticket
     upsert = _counter_upsert(connection.dialect.name)
-    return int((await connection.execute(upsert, {"prefix": prefix})).scalar_one())
+    return int((await upsert.one(connection, {"prefix": prefix}))[0])
 
 
 @cache
-def _counter_upsert(dialect: str) -> ReturningInsert[int]:
+def _counter_upsert(dialect: str) -> Prepared:
     """Built once per dialect (it is on every new ticket's path); the prefix is bound at execution."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     counters = TicketCounter.__table__.c
@@ -67,7 +68,7 @@ def _counter_upsert(dialect: str) -> ReturningInsert[int]:
         .on_conflict_do_update(index_elements=[counters.prefix], set_={"last_number": counters.last_number + 1})
         .returning(counters.last_number)
     )
-    return statement
+    return prepare(statement)
 
 
 async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now: datetime) -> Ticket:
