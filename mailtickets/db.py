@@ -17,6 +17,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
 
+from mailtickets.errors import TemporaryError
 from mailtickets.models import ChangeCounter
 from mailtickets.prepared import Prepared
 from mailtickets.sqlite_inline import InlineDBAPI
@@ -126,6 +127,40 @@ async def connection_of(session: AsyncSession) -> AsyncConnection:
     connection = await session.connection()
     session.info[_CONNECTION] = (sync.get_nested_transaction() or sync.get_transaction(), connection)
     return connection
+
+
+_SAVEPOINT = prepare(text("SAVEPOINT mailtickets_item"))
+_ROLLBACK_TO_SAVEPOINT = prepare(text("ROLLBACK TO SAVEPOINT mailtickets_item"))
+_RELEASE_SAVEPOINT = prepare(text("RELEASE SAVEPOINT mailtickets_item"))
+
+
+@asynccontextmanager
+async def item_savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """One item of a group commit in a SAVEPOINT of the session's transaction, kept on the driver.
+
+    `session.begin_nested()` does the same at about 70 µs of SQLAlchemy per item (it compiles each
+    SAVEPOINT anew, under a new name) and asks for its connection again. Here the ORM does not know of
+    the savepoint, so on a failure its objects are expunged, not expired: the Core-written ones
+    (`attach_as_loaded`) would outlive their rows otherwise. A failed flush inside rolls back the whole
+    transaction, as SQLAlchemy does outside a nested one: the caller's transaction then fails and
+    GroupCommit runs each item alone. Not reentrant; nested `begin_nested()` inside it works as usual.
+    """
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what came before belongs to the transaction, not to this item
+    connection = await connection_of(session)
+    root = session.sync_session.get_transaction()
+    await _SAVEPOINT.run(connection)
+    try:
+        yield
+        if session.new or session.dirty or session.deleted:
+            await session.flush()  # what the item left pending is written inside its savepoint
+    except BaseException:
+        if root is not None and root.is_active and session.sync_session.get_transaction() is root:
+            await _ROLLBACK_TO_SAVEPOINT.run(connection)
+            await _RELEASE_SAVEPOINT.run(connection)
+        session.expunge_all()
+        raise
+    await _RELEASE_SAVEPOINT.run(connection)
 
 
 async def directory_version(session: AsyncSession) -> int | None:
@@ -269,9 +304,16 @@ async def ping(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work: committed when the block ends, rolled back if it raises."""
+    """One unit of work: committed when the block ends, rolled back if it raises.
+
+    Raises TemporaryError if the block ends normally on a transaction that was already rolled back (a
+    failed ORM flush does that, whoever caught its error): SQLAlchemy would end it without a word, and
+    the caller would take for committed what is gone. A group commit's item savepoint is such a case."""
     async with sessions() as session, session.begin():
         yield session
+        began = session.sync_session.get_transaction()
+        if began is not None and not began.is_active:
+            raise TemporaryError("the transaction was rolled back by a failed flush: nothing of it was committed")
 
 
 def alembic_config(url: str) -> Config:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Column, Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -82,6 +82,10 @@ class Prepared:
         values = values or {}
         connection = on.sync_connection
         assert connection is not None  # a started connection
+        if not connection.in_transaction():
+            # Past SQLAlchemy, nothing else would stop it: a session whose failed flush rolled its transaction
+            # back keeps its connection, and a statement on the driver would then commit on its own.
+            raise InvalidRequestError("a prepared statement runs only inside a transaction, and this one has ended")
         dialect = connection.dialect
         key = (dialect.name, frozenset(values))
         compiled: _Compiled | None = self._compiled.get(key, _UNKNOWN)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.errors import TemporaryError
 from mailtickets.ingest.result import IngestResult
-from mailtickets.models import InboundMail, OutboxMail, Outcome, Ticket, TicketMessage
+from mailtickets.models import Contact, InboundMail, OutboxMail, Outcome, Ticket, TicketMessage
 from mailtickets.parse.message import ParsedMessage
 from mailtickets.pipeline.ingest import Pipeline
 from mailtickets.pipeline.parse_worker import InProcessParser, limits_from
@@ -134,6 +134,43 @@ async def test_after_a_failed_savepoint_the_next_messages_still_commit_in_the_ba
     ours = sorted((number, subject) for number, subject in rows if subject and subject.split()[1].isdigit())
     assert [number for number, _ in ours] == list(range(4, 10))  # one each, no gap, none doubled
     assert sorted(subject for _, subject in ours) == sorted(f"Printer {n} on fire" for n in range(6))
+
+
+class FlushFailureInjectedPipeline(Pipeline):
+    """The real pipeline, with an ORM flush that fails (a contact clashing with Alice's address) while the
+    first marked message is written: a failure SQLAlchemy's session answers by rolling back its whole
+    transaction, not just the message's savepoint."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(
+            store.settings, store.sessions, store.clock, parser=InProcessParser(limits_from(store.settings))
+        )
+        self.struck = 0
+
+    async def _commit_decision(self, session: AsyncSession, *args: Any, **kwargs: Any) -> IngestResult:
+        result = await super()._commit_decision(session, *args, **kwargs)
+        parsed: ParsedMessage | None = args[1]
+        if parsed is not None and INJECT.lower() in parsed.headers and not self.struck:
+            self.struck += 1
+            session.add(Contact(name="Alice again", email="ALICE@acme.example"))
+            await session.flush()
+        return result
+
+
+async def test_a_failed_flush_in_one_message_fails_the_batch_and_each_message_is_then_committed_alone(
+    world: Store,
+) -> None:
+    pipeline = FlushFailureInjectedPipeline(world)
+    commits = count_commits(world)
+
+    results = await asyncio.gather(*(pipeline.ingest(raw, "lmtp") for raw in mails(6, {2})))
+    assert pipeline.struck == 1
+    assert [r.outcome for r in results] == [Outcome.CREATED] * 6
+    assert commits[0] == 6  # the batch's transaction was lost with the failed flush: each message alone
+    assert await numbers(world) == list(range(1, 10))  # none lost, none doubled, no number burnt
+    assert await scalar(world, select(func.count()).select_from(InboundMail)) == 6
+    acknowledgements = select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "acknowledgement")
+    assert await scalar(world, acknowledgements) == 6
 
 
 async def test_a_message_that_keeps_failing_is_quarantined_alone(world: Store) -> None:

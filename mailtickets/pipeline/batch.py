@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailtickets.db import transaction
+from mailtickets.db import item_savepoint, transaction
 from mailtickets.errors import TemporaryError
 
 log = logging.getLogger(__name__)
@@ -124,13 +124,10 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _in_savepoint(self, session: AsyncSession, batch: _Batch[Item, Result], index: int, item: Item) -> None:
         try:
-            async with session.begin_nested():
+            async with item_savepoint(session):  # on a failure it expunges the session: see there
                 batch.results[index] = await self._in_batch(session, item)
         except Exception:  # this item's own boundary: undone to its savepoint, re-run alone after the commit
             log.debug("message %d of a batch failed; it is retried alone", index, exc_info=True)
-            # Rows written with Core inside the savepoint are gone, but their objects (db.attach_as_loaded)
-            # are still in the identity map; a later row given the same id must not meet them.
-            session.expunge_all()
             batch.alone.append(index)
 
     async def _run_alone(self, waiting: _Waiting[Item, Result]) -> None:

@@ -1,0 +1,46 @@
+"""Transactions and the group commit's item savepoints (`db.transaction`, `db.item_savepoint`): an item
+is undone alone, and a transaction that SQLAlchemy rolled back behind the caller's back never passes
+for committed; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mailtickets.db import item_savepoint, transaction
+from mailtickets.errors import TemporaryError
+from mailtickets.models import Contact
+from tests.conftest import Store
+
+
+async def emails(store: Store) -> list[str | None]:
+    async with store.sessions() as session:
+        return sorted(await session.scalars(select(Contact.email)))
+
+
+async def test_a_failed_item_is_undone_to_its_savepoint_and_the_others_commit(store: Store) -> None:
+    async with transaction(store.sessions) as session:
+        async with item_savepoint(session):
+            session.add(Contact(name="Ann", email="ann@acme.example"))
+        with pytest.raises(RuntimeError):
+            async with item_savepoint(session):
+                session.add(Contact(name="Bob", email="bob@acme.example"))
+                await session.flush()
+                raise RuntimeError("this item fails")
+        async with item_savepoint(session):
+            session.add(Contact(name="Cy", email="cy@acme.example"))  # flushed when its savepoint ends
+    assert await emails(store) == ["ann@acme.example", "cy@acme.example"]
+
+
+async def test_a_flush_that_failed_and_was_caught_fails_the_transaction_instead_of_passing_for_committed(
+    store: Store,
+) -> None:
+    with pytest.raises(TemporaryError, match="rolled back by a failed flush"):
+        async with transaction(store.sessions) as session:
+            session.add(Contact(name="Ann", email="ann@acme.example"))
+            await session.flush()
+            with pytest.raises(IntegrityError):
+                async with item_savepoint(session):  # outside a nested transaction: the whole one is lost
+                    session.add(Contact(name="Ann again", email="ANN@acme.example"))
+    assert await emails(store) == []
