@@ -8,13 +8,13 @@ from typing import Literal
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailtickets.db import VersionedCache
+from mailtickets.db import RowLoader, VersionedCache
 from mailtickets.directory.validation import normalize_domain
 from mailtickets.models import Client, ClientDomain, Contact
 
 MatchedBy = Literal["contact", "domain", "unknown"]
 # Built once: building a statement costs more than running it, and this one runs for every message.
-_CONTACT_BY_ADDRESS = select(Contact).where(func.lower(Contact.email) == bindparam("address"))
+_CONTACT_BY_ADDRESS = RowLoader(Contact, func.lower(Contact.email) == bindparam("address"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def normalise_domain(domain: str) -> str:
 async def match_sender(session: AsyncSession, address: str) -> SenderMatch:
     """The From address (never the display name), compared case-insensitively."""
     address = address.lower()
-    contact = await session.scalar(_CONTACT_BY_ADDRESS, {"address": address})
+    contact = await _CONTACT_BY_ADDRESS.first(session, {"address": address})
     if contact is not None and contact.active:
         if contact.client is not None and not contact.client.active:
             return SenderMatch(address, "unknown", contact=contact, deactivated_client=contact.client)

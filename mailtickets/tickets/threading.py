@@ -16,6 +16,7 @@ from typing import Literal
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailtickets.db import RowLoader
 from mailtickets.match.sender import SenderMatch
 from mailtickets.models import Direction, OutboxMail, Ticket, TicketMessage
 from mailtickets.notify.msgid import ticket_ref_from_message_id
@@ -27,7 +28,12 @@ ThreadedBy = Literal["headers", "subject", "plus-address"]
 MAX_MERGE_HOPS = 20
 MAX_REFERENCE_IDS = 50  # the newest References entries are enough to thread; long chains are cut
 # Built once (statements on every reply's path): building one costs more than running it.
-_TICKET_BY_NUMBER = select(Ticket).where(Ticket.prefix == bindparam("prefix"), Ticket.number == bindparam("number"))
+_TICKET_BY_NUMBER = RowLoader(
+    Ticket,
+    Ticket.prefix == bindparam("prefix"),
+    Ticket.number == bindparam("number"),
+    joined=("contact", "assigned_agent"),
+)
 _TICKET_ID_BY_NUMBER = select(Ticket.id).where(
     Ticket.prefix == bindparam("prefix"), Ticket.number == bindparam("number")
 )
@@ -61,7 +67,7 @@ async def find_thread(
         (plus_address_numbers(parsed.to + parsed.cc + parsed.delivered_to, prefix), "plus-address"),
     ):
         for number in numbers:
-            found = await session.scalar(_TICKET_BY_NUMBER, {"prefix": prefix, "number": number})
+            found = await _TICKET_BY_NUMBER.first(session, {"prefix": prefix, "number": number})
             if found is not None:
                 return ThreadMatch(await _follow_merges(session, found), threaded_by)  # type: ignore[arg-type]
     return None
