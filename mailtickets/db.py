@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sqlalchemy import Column, Connection, Engine, Table, event, insert, inspect, select, text, update
+from sqlalchemy import Column, Connection, Engine, Table, bindparam, event, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
@@ -249,6 +249,67 @@ async def insert_row(session: AsyncSession, instance: Any) -> None:
     # Into the object's dict, past the attribute instrumentation: the object is transient, and
     # `attach_as_loaded` takes its whole dict as the loaded state (no history, nothing to flush).
     state.update(zip((key for key, _ in row_insert.attributes), row, strict=True))
+
+
+async def flush_pending(session: AsyncSession) -> None:
+    """What the session holds unwritten, written: one changed object (a reply's ticket, on every reply's
+    path) by a prepared UPDATE of the columns that changed, anything else by the ORM's flush.
+
+    The object is then marked clean as the flush marks it (SQLAlchemy's `InstanceState._commit_all`,
+    pinned by the lock and tested in tests/test_db_insert_row.py). A change the UPDATE cannot carry
+    goes to the flush: a relationship set (its foreign key is synchronised there), a column left to its
+    `onupdate` (the flush then expires it), a table in CACHED_TABLES (whose counter the flush's hook bumps)."""
+    if not (session.new or session.dirty or session.deleted):
+        return
+    dirty = list(session.dirty)
+    if session.new or session.deleted or len(dirty) != 1:
+        await session.flush()
+        return
+    state = inspect(dirty[0])
+    update_row = _row_update(state.mapper)
+    if update_row is None:
+        await session.flush()
+        return
+    changed: dict[str, Any] = {}
+    for key in state.committed_state:
+        column = update_row.columns.get(key)
+        if column is None:  # not a plain column: the flush knows what to do with it
+            await session.flush()
+            return
+        if state.attrs[key].history.added:  # set to a value other than the loaded one
+            changed[column.key] = state.dict[key]
+    if any(column.key not in changed for column in update_row.on_update):
+        await session.flush()
+        return
+    if changed:
+        ident = {_ROW_ID: state.identity[0]}
+        await update_row.statement.run(await connection_of(session), changed | ident)
+    state._commit_all(state.dict, session.sync_session.identity_map)
+
+
+_ROW_ID = "mailtickets_row_id"  # the WHERE's parameter: a column's name would clash with its SET
+
+
+@dataclass(frozen=True, slots=True)
+class _RowUpdate:
+    statement: Prepared
+    columns: dict[str, Column[Any]]  # attribute key → column
+    on_update: tuple[Column[Any], ...]  # columns with an `onupdate`: each must be given a value
+
+
+_ROW_UPDATES: dict[Mapper[Any], _RowUpdate | None] = {}
+
+
+def _row_update(mapper: Mapper[Any]) -> _RowUpdate | None:
+    if mapper not in _ROW_UPDATES:
+        table = mapper.local_table
+        assert isinstance(table, Table)
+        plain = table.name not in CACHED_TABLES and len(mapper.primary_key) == 1 and mapper.version_id_col is None
+        on_update = tuple(c for c in table.c if c.onupdate is not None or c.server_onupdate is not None)
+        columns = {mapper.get_property_by_column(column).key: column for column in table.c}
+        statement = prepare(update(table).where(mapper.primary_key[0] == bindparam(_ROW_ID)))
+        _ROW_UPDATES[mapper] = _RowUpdate(statement, columns, on_update) if plain else None
+    return _ROW_UPDATES[mapper]
 
 
 Model = TypeVar("Model")

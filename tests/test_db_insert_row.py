@@ -1,6 +1,6 @@
-"""The ingest path's Core writes of ORM objects (`db.insert_row`, `db.attach_as_loaded`, `write_message`):
-the object ends as if loaded (persistent, every column known, nothing left for a flush), on SQLite and
-PostgreSQL."""
+"""The ingest path's Core writes of ORM objects (`db.insert_row`, `db.attach_as_loaded`, `write_message`,
+`db.flush_pending`): the object ends as if loaded or flushed (persistent, every column known, nothing left
+for a flush), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import event, inspect, select
 
-from mailtickets.db import attach_as_loaded, insert_row
+from mailtickets.db import attach_as_loaded, flush_pending, insert_row
 from mailtickets.models import Attachment, AuthorRole, Contact, Direction, Ticket, TicketMessage, TicketStatus
 from mailtickets.tickets.service import NewTicket, create_ticket, write_message
 from tests.conftest import Store
@@ -76,3 +76,44 @@ async def test_a_new_ticket_and_its_message_with_attachments_cost_one_insert_eac
         stored = await session.scalar(select(TicketMessage).where(TicketMessage.id == message.id))
         assert stored is not None and [a.filename for a in stored.attachments] == ["a.pdf", "b.png"]
         assert (await session.get_one(Ticket, ticket.id)).updated_at == now + timedelta(minutes=1)
+
+
+async def test_one_changed_object_is_written_by_one_update_of_what_changed_and_is_then_clean(store: Store) -> None:
+    now = store.clock.now()
+    async with store.sessions() as session, session.begin():
+        new = NewTicket(subject="Printer", description="", client_id=None, contact_id=None)
+        ticket = await create_ticket(session, "TCK-", new, now)
+        other = Contact(name="Bob", email="bob@acme.example", created_at=now, updated_at=now)
+        session.add(other)
+        await session.flush()
+        statements = count_statements(store)
+        ticket.status = TicketStatus.CLOSED
+        ticket.closed_at = now
+        ticket.updated_at = now + timedelta(minutes=1)  # given: its `onupdate` does not apply
+        ticket.subject = "Printer"  # set to what it was: no change to write
+        await flush_pending(session)
+        set_clauses = [s.split(" SET ")[1].split(" WHERE ")[0].split(", ") for s in statements]
+        assert [[each.split("=")[0] for each in clause] for clause in set_clauses] == [
+            ["status", "closed_at", "updated_at"]
+        ]
+        assert not session.dirty and not inspect(ticket).modified  # clean, as after a flush
+        await flush_pending(session)
+        assert len(statements) == 1
+        ticket.contact = other  # a relationship: its foreign key is the flush's to set
+        await flush_pending(session)
+        assert ticket.contact_id == other.id and not session.dirty
+    async with store.sessions() as session:
+        stored = await session.get_one(Ticket, ticket.id)
+        assert (stored.status, stored.closed_at, stored.contact_id) == (TicketStatus.CLOSED, now, other.id)
+
+
+async def test_a_change_that_leaves_a_column_to_its_onupdate_goes_to_the_flush(store: Store) -> None:
+    now = store.clock.now()
+    async with store.sessions() as session, session.begin():
+        ticket = await create_ticket(session, "TCK-", NewTicket("Printer", "", None, None), now)
+        statements = count_statements(store)
+        ticket.status = TicketStatus.HOLD  # updated_at not given: the database sets it, as the ORM does
+        await flush_pending(session)
+        assert len(statements) == 1
+        assert "updated_at=CURRENT_TIMESTAMP" in statements[0] or "updated_at=now()" in statements[0]
+        assert not session.dirty

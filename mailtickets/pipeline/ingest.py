@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
-from mailtickets.db import connection_of, prepare, transaction
+from mailtickets.db import connection_of, flush_pending, prepare, transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
@@ -353,8 +353,8 @@ class Pipeline:
             message.inbound_mail_id = inbound_id
             if inspect(message).transient:  # made by decide, not yet written (agent mail writes its own)
                 await write_message(session, message)
-        if session.new or session.dirty or session.deleted:  # a new ticket's rows are all written already
-            await session.flush()  # what is left: a reply's ticket update, agent mail's objects
+        # A new ticket's rows are all written already; what is left: a reply's ticket update, agent mail's objects.
+        await flush_pending(session)
         if self.notify:
             await record_events(session, self.settings, self.clock, decision.make_events())
         role = decision.author_role or (decision.message.author_role if decision.message is not None else None)
