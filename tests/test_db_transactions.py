@@ -5,7 +5,7 @@ for committed; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from mailtickets.db import item_savepoint, transaction
@@ -44,3 +44,44 @@ async def test_a_flush_that_failed_and_was_caught_fails_the_transaction_instead_
                 async with item_savepoint(session):  # outside a nested transaction: the whole one is lost
                     session.add(Contact(name="Ann again", email="ANN@acme.example"))
     assert await emails(store) == []
+
+
+async def test_on_postgresql_an_items_release_goes_in_the_round_trip_of_the_next_savepoint(
+    store: Store, backend: str
+) -> None:
+    trips: list[str] = []
+
+    def record(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        trips.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    async with transaction(store.sessions) as session:
+        for name in ("ann", "bob", "cy"):
+            async with item_savepoint(session):
+                session.add(Contact(name=name, email=f"{name}@acme.example"))
+    event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    savepoint_trips = [statement for statement in trips if "SAVEPOINT" in statement]
+    # PostgreSQL: one round trip per item (the last item's release is the COMMIT's); SQLite, in-process: two.
+    assert len(savepoint_trips) == (3 if backend == "postgres" else 6)
+    assert await emails(store) == ["ann@acme.example", "bob@acme.example", "cy@acme.example"]
+
+
+async def test_an_item_that_fails_after_an_unreleased_one_undoes_only_itself(store: Store) -> None:
+    async with transaction(store.sessions) as session:
+        async with item_savepoint(session):
+            session.add(Contact(name="Ann", email="ann@acme.example"))
+        async with item_savepoint(session):
+            session.add(Contact(name="Bob", email="bob@acme.example"))
+        with pytest.raises(RuntimeError):
+            async with item_savepoint(session):
+                session.add(Contact(name="Cy", email="cy@acme.example"))
+                await session.flush()
+                raise RuntimeError("this item fails")
+        with pytest.raises(RuntimeError):  # a failure right after a failure: nothing owed in between
+            async with item_savepoint(session):
+                session.add(Contact(name="Dee", email="dee@acme.example"))
+                await session.flush()
+                raise RuntimeError("this one too")
+        async with item_savepoint(session):
+            session.add(Contact(name="Eve", email="eve@acme.example"))
+    assert await emails(store) == ["ann@acme.example", "bob@acme.example", "eve@acme.example"]
