@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from sqlalchemy import Column, Connection, Engine, Table, bindparam, event, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Mapper, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import InstanceState, Mapper, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
@@ -346,10 +346,40 @@ def attach_as_loaded(session: AsyncSession, *instances: Any) -> None:
 
     A savepoint rolled back after this does not expunge them as it would flushed objects: the caller
     must (see GroupCommit), or a later row given the same id would clash with the stale object."""
+    sync = session.sync_session
     for instance in instances:
         make_transient_to_detached(instance)
     for instance in instances:
-        session.add(instance)
+        state = inspect(instance)
+        if _reaches_only_attached(state, sync.hash_key):
+            # `Session.add` without walking its save-update cascade (a third of its cost): nothing it
+            # reaches is new to the session. SQLAlchemy's own step, pinned by the lock, tested.
+            state._orphaned_outside_of_session = False
+            sync._update_impl(state)
+        else:
+            session.add(instance)
+
+
+def _reaches_only_attached(state: InstanceState[Any], session_key: int) -> bool:
+    """Whether every object the state's save-update cascade would reach is in the session already."""
+    for key in _cascading_relationships(state.mapper):
+        value = state.dict.get(key)
+        if value is None:
+            continue
+        for related in value if isinstance(value, Collection) else (value,):
+            if instance_state(related).session_id != session_key:
+                return False
+    return True
+
+
+_CASCADING: dict[Mapper[Any], tuple[str, ...]] = {}
+
+
+def _cascading_relationships(mapper: Mapper[Any]) -> tuple[str, ...]:
+    keys = _CASCADING.get(mapper)
+    if keys is None:
+        keys = _CASCADING[mapper] = tuple(r.key for r in mapper.relationships if r.cascade.save_update)
+    return keys
 
 
 class RowLoader(Generic[Model]):
