@@ -251,6 +251,19 @@ def _row_insert(mapper: Mapper[Any]) -> _RowInsert:
     return known
 
 
+def new_row(model: type[Model], **columns: Any) -> Model:
+    """A new (transient) object with its columns set as the constructor sets them, past the attribute
+    instrumentation (the constructor fires an event per attribute: ~20 µs for a ticket). For column
+    attributes only, on the ingest path; it goes to `insert_row` or to the session as usual."""
+    mapper: Mapper[Any] = inspect(model)
+    unknown = columns.keys() - mapper.column_attrs.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column attribute {sorted(unknown)}")
+    instance: Model = mapper.class_manager.new_instance()
+    instance.__dict__.update(columns)
+    return instance
+
+
 async def insert_row(session: AsyncSession, instance: Any) -> None:
     """Write a new (transient) ORM object with one Core INSERT … RETURNING every column, and set what the
     database stored (id, defaults) on it. The ingest path's way around the unit of work's flush, which

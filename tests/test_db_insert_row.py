@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, inspect, select
 
-from mailtickets.db import attach_as_loaded, flush_pending, insert_row
+from mailtickets.db import attach_as_loaded, flush_pending, insert_row, new_row
 from mailtickets.models import Attachment, AuthorRole, Contact, Direction, Ticket, TicketMessage, TicketStatus
 from mailtickets.tickets.service import NewTicket, create_ticket, write_message
 from tests.conftest import Store
@@ -117,3 +118,24 @@ async def test_a_change_that_leaves_a_column_to_its_onupdate_goes_to_the_flush(s
         assert len(statements) == 1
         assert "updated_at=CURRENT_TIMESTAMP" in statements[0] or "updated_at=now()" in statements[0]
         assert not session.dirty
+
+
+async def test_an_object_made_by_new_row_is_the_constructors_and_is_written_by_a_flush_or_by_insert_row(
+    store: Store,
+) -> None:
+    now = store.clock.now()
+    columns = {"name": "Ann", "email": "ann@acme.example", "created_at": now, "updated_at": now}
+    made, constructed = new_row(Contact, **columns), Contact(**columns)
+    assert inspect(made).transient and {k: made.__dict__[k] for k in columns} == columns
+    assert {k: getattr(made, k) for k in columns} == {k: getattr(constructed, k) for k in columns}
+    with pytest.raises(TypeError, match="no column attribute"):
+        new_row(Contact, client=None)  # a relationship: the constructor's instrumentation is needed there
+    async with store.sessions() as session, session.begin():
+        session.add(made)  # the unit of work inserts what the object's dict holds
+        cora = new_row(Contact, name="Cora", email="cora@acme.example", created_at=now, updated_at=now)
+        await insert_row(session, cora)
+        attach_as_loaded(session, cora)
+        cora.name = "Cora B."  # its attributes are instrumented as any other's: the change is flushed
+    async with store.sessions() as session:
+        found = list(await session.scalars(select(Contact.name).order_by(Contact.name)))
+        assert found == ["Ann", "Cora B."]

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from mailtickets.db import attach_as_loaded, connection_of, insert_row, prepare
+from mailtickets.db import attach_as_loaded, connection_of, insert_row, new_row, prepare
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
@@ -72,7 +72,8 @@ def _counter_upsert(dialect: str) -> Prepared:
 
 
 async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now: datetime) -> Ticket:
-    ticket = Ticket(
+    ticket = new_row(
+        Ticket,
         prefix=prefix,
         number=await next_ticket_number(session, prefix),
         subject=(new.subject.strip() or NO_SUBJECT)[:MAX_SUBJECT_CHARS],
@@ -100,7 +101,8 @@ async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now:
 def inbound_message(
     parsed: ParsedMessage, ticket: Ticket, body_text_new: str, contact_id: int | None, now: datetime
 ) -> TicketMessage:
-    return TicketMessage(
+    return new_row(
+        TicketMessage,
         ticket_id=ticket.id,
         direction=Direction.INBOUND,
         public=True,
@@ -135,7 +137,8 @@ async def write_message(session: AsyncSession, message: TicketMessage) -> None:
 def store_attachments(message: TicketMessage, parsed: ParsedMessage, files: FileStore) -> None:
     for item in parsed.attachments:
         message.attachments.append(
-            Attachment(
+            new_row(
+                Attachment,
                 filename=item.filename,
                 content_type=item.content_type[:255],
                 size=item.size,
