@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +16,11 @@ from sqlalchemy.orm import InstanceState, Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from mailtickets.errors import TemporaryError
 from mailtickets.models import ChangeCounter
-from mailtickets.prepared import Prepared, Script
+from mailtickets.prepared import Prepared, Script, column_default, costly_round_trips
 from mailtickets.sqlite_inline import InlineDBAPI
 from mailtickets.storage import create_private_file, make_private_dirs
 from mailtickets.store_status import parse_database_url, sqlite_path
@@ -264,17 +264,90 @@ def new_row(model: type[Model], **columns: Any) -> Model:
     return instance
 
 
-async def insert_row(session: AsyncSession, instance: Any) -> None:
+@dataclass(frozen=True, slots=True)
+class Before:
+    """A Core INSERT … RETURNING one column, written just before a row (`insert_row`) whose attribute
+    `key` takes the value it returns: the ticket counter's next number, the inbound record's id. Where
+    round trips are costly (PostgreSQL) both go in one statement: the first as a data-modifying WITH."""
+
+    statement: Prepared
+    values: Mapping[str, Any]
+    key: str
+
+
+async def insert_row(session: AsyncSession, instance: Any, before: Before | None = None) -> None:
     """Write a new (transient) ORM object with one Core INSERT … RETURNING every column, and set what the
     database stored (id, defaults) on it. The ingest path's way around the unit of work's flush, which
     costs more than the statement; `attach_as_loaded` then hands the object to the session."""
-    row_insert = _row_insert(inspect(instance).mapper)
+    mapper = inspect(instance).mapper
+    row_insert = _row_insert(mapper)
     state = instance.__dict__
-    values = {column.key: state[key] for key, column in row_insert.attributes if key in state}
-    row = await row_insert.statement.one(await connection_of(session), values)
+    connection = await connection_of(session)
+    if before is not None and costly_round_trips(connection):
+        values = {column.key: state[key] for key, column in row_insert.attributes if key in state and key != before.key}
+        link = mapper.get_property(before.key).columns[0]
+        chained = _chained_insert(before.statement.statement, frozenset(before.values), row_insert, link, values)
+        row = await chained.statement.one(connection, {**before.values, **chained.values(values)})
+    else:
+        if before is not None:
+            state[before.key] = (await before.statement.one(connection, before.values))[0]
+        values = {column.key: state[key] for key, column in row_insert.attributes if key in state}
+        row = await row_insert.statement.one(connection, values)
     # Into the object's dict, past the attribute instrumentation: the object is transient, and
     # `attach_as_loaded` takes its whole dict as the loaded state (no history, nothing to flush).
     state.update(zip((key for key, _ in row_insert.attributes), row, strict=True))
+
+
+_ROW_BIND = "mailtickets_row_"  # the second row's parameters: the first statement's keep their own names
+
+
+@dataclass(frozen=True, slots=True)
+class _Chained:
+    statement: Prepared
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]  # Python-side defaults of the columns not given
+
+    def values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        values = {_ROW_BIND + key: value for key, value in given.items()}
+        for key, default in self.defaults:
+            values[_ROW_BIND + key] = default()
+        return values
+
+
+_CHAINED: dict[tuple[int, frozenset[str], str, str, frozenset[str]], tuple[Executable, _Chained]] = {}
+
+
+def _chained_insert(
+    before: Executable, before_keys: frozenset[str], row_insert: _RowInsert, link: Column[Any], given: Mapping[str, Any]
+) -> _Chained:
+    """WITH first AS (<before> RETURNING x) INSERT INTO table (<given>, <defaults>, link) SELECT …, first.x
+    FROM first RETURNING every column: built once per statement, table and set of columns given."""
+    table = link.table
+    assert isinstance(before, Insert) and isinstance(table, Table)
+    cache_key = (id(before), before_keys, table.name, link.key, frozenset(given))
+    known = _CHAINED.get(cache_key)
+    if known is not None and known[0] is before:
+        return known[1]
+    # Its values as named parameters (in a WITH, SQLAlchemy would name the ones it adds anonymously).
+    first_table = before.table
+    assert isinstance(first_table, Table)
+    named = before.values({key: bindparam(key, type_=first_table.c[key].type) for key in before_keys})
+    first = named.cte("mailtickets_first")
+    (returned,) = first.c
+    defaults = tuple(
+        (column.key, default)
+        for column in table.c
+        if column.key not in given and column is not link and (default := column_default(column)) is not None
+    )
+    columns = [column for column in table.c if column.key in given or column.key in dict(defaults)]
+    selected = [bindparam(_ROW_BIND + column.key, type_=column.type) for column in columns]
+    statement = (
+        insert(table)
+        .from_select([*columns, link], select(*selected, returned), include_defaults=False)
+        .returning(*(column for _, column in row_insert.attributes))
+    )
+    chained = _Chained(prepare(statement), defaults)
+    _CHAINED[cache_key] = (before, chained)
+    return chained
 
 
 async def flush_pending(session: AsyncSession) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailtickets.clock import Clock, SystemClock
-from mailtickets.db import connection_of, flush_pending, prepare, transaction
+from mailtickets.db import Before, connection_of, flush_pending, prepare, transaction
 from mailtickets.errors import Conflict, InvalidInput, NotFound, TemporaryError
 from mailtickets.ingest.result import IngestResult
 from mailtickets.metrics import Metrics, observed_ingest
@@ -347,12 +347,13 @@ class Pipeline:
         record["matched_rules"] = matched_rules or None
         # A Core insert built once (same Table as the model), on the connection: no ORM object to track,
         # no autoflush (a pending change of a reply's ticket waits for the flush below).
-        inbound_id = (await _INSERT_INBOUND.one(await connection_of(session), record))[0]
         message = decision.message
-        if message is not None:
-            message.inbound_mail_id = inbound_id
-            if inspect(message).transient:  # made by decide, not yet written (agent mail writes its own)
-                await write_message(session, message)
+        if message is not None and inspect(message).transient:  # made by decide (agent mail writes its own)
+            await write_message(session, message, Before(_INSERT_INBOUND, record, "inbound_mail_id"))
+        else:
+            inbound_id = (await _INSERT_INBOUND.one(await connection_of(session), record))[0]
+            if message is not None:
+                message.inbound_mail_id = inbound_id
         # A new ticket's rows are all written already; what is left: a reply's ticket update, agent mail's objects.
         await flush_pending(session)
         if self.notify:

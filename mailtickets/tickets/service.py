@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from mailtickets.db import attach_as_loaded, connection_of, insert_row, new_row, prepare
+from mailtickets.db import Before, attach_as_loaded, connection_of, insert_row, new_row, prepare
 from mailtickets.errors import InvalidInput, NotFound
 from mailtickets.models import (
     Attachment,
@@ -50,13 +50,6 @@ class NewTicket:
     suppress_acknowledgement: bool = False
 
 
-async def next_ticket_number(session: AsyncSession, prefix: str) -> int:
-    """Bump the per-prefix counter atomically in one statement (upsert … RETURNING), so instances never clash."""
-    connection = await connection_of(session)  # a Core statement: no ORM bulk-DML path on every new ticket
-    upsert = _counter_upsert(connection.dialect.name)
-    return int((await upsert.one(connection, {"prefix": prefix}))[0])
-
-
 @cache
 def _counter_upsert(dialect: str) -> Prepared:
     """Built once per dialect (it is on every new ticket's path); the prefix is bound at execution."""
@@ -75,7 +68,6 @@ async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now:
     ticket = new_row(
         Ticket,
         prefix=prefix,
-        number=await next_ticket_number(session, prefix),
         subject=(new.subject.strip() or NO_SUBJECT)[:MAX_SUBJECT_CHARS],
         description=new.description,
         client_id=new.client_id,
@@ -92,8 +84,11 @@ async def create_ticket(session: AsyncSession, prefix: str, new: NewTicket, now:
         autoclose_since=now if new.status == TicketStatus.AUTO_CLOSE else None,
         closed_at=now if new.status == TicketStatus.CLOSED else None,  # a rule may file a ticket as closed
     )
-    # One Core INSERT, not a flush: the ticket is on every new ticket's path (the API's too).
-    await insert_row(session, ticket)
+    # Its number: the per-prefix counter bumped atomically (upsert … RETURNING), so instances never clash;
+    # in the statement that writes the ticket where round trips are costly. Core, not a flush: the ticket
+    # is on every new ticket's path (the API's too).
+    upsert = _counter_upsert((await connection_of(session)).dialect.name)
+    await insert_row(session, ticket, Before(upsert, {"prefix": prefix}, "number"))
     attach_as_loaded(session, ticket)
     return ticket
 
@@ -124,9 +119,10 @@ def inbound_message(
     )
 
 
-async def write_message(session: AsyncSession, message: TicketMessage) -> None:
-    """Write a new message and its attachments with Core INSERTs and attach them as loaded (no flush)."""
-    await insert_row(session, message)
+async def write_message(session: AsyncSession, message: TicketMessage, before: Before | None = None) -> None:
+    """Write a new message and its attachments with Core INSERTs and attach them as loaded (no flush);
+    `before`: a row written just before the message (its inbound record), in the same statement if it can."""
+    await insert_row(session, message, before)
     attachments = list(message.attachments)
     for attachment in attachments:
         attachment.message_id = message.id
