@@ -19,20 +19,6 @@ async def emails(store: Store) -> list[str | None]:
         return sorted(await session.scalars(select(Contact.email)))
 
 
-async def test_a_failed_item_is_undone_to_its_savepoint_and_the_others_commit(store: Store) -> None:
-    async with transaction(store.sessions) as session:
-        async with item_savepoint(session):
-            session.add(Contact(name="Ann", email="ann@acme.example"))
-        with pytest.raises(RuntimeError):
-            async with item_savepoint(session):
-                session.add(Contact(name="Bob", email="bob@acme.example"))
-                await session.flush()
-                raise RuntimeError("this item fails")
-        async with item_savepoint(session):
-            session.add(Contact(name="Cy", email="cy@acme.example"))  # flushed when its savepoint ends
-    assert await emails(store) == ["ann@acme.example", "cy@acme.example"]
-
-
 async def test_a_flush_that_failed_and_was_caught_fails_the_transaction_instead_of_passing_for_committed(
     store: Store,
 ) -> None:
@@ -66,7 +52,8 @@ async def test_on_postgresql_an_items_release_goes_in_the_round_trip_of_the_next
     assert await emails(store) == ["ann@acme.example", "bob@acme.example", "cy@acme.example"]
 
 
-async def test_an_item_that_fails_after_an_unreleased_one_undoes_only_itself(store: Store) -> None:
+async def test_a_failed_item_is_undone_to_its_savepoint_and_the_others_commit(store: Store) -> None:
+    # On PostgreSQL the items before a failure are not released yet (see the round-trip test above).
     async with transaction(store.sessions) as session:
         async with item_savepoint(session):
             session.add(Contact(name="Ann", email="ann@acme.example"))
@@ -83,5 +70,5 @@ async def test_an_item_that_fails_after_an_unreleased_one_undoes_only_itself(sto
                 await session.flush()
                 raise RuntimeError("this one too")
         async with item_savepoint(session):
-            session.add(Contact(name="Eve", email="eve@acme.example"))
+            session.add(Contact(name="Eve", email="eve@acme.example"))  # flushed when its savepoint ends
     assert await emails(store) == ["ann@acme.example", "bob@acme.example", "eve@acme.example"]
