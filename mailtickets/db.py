@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sqlalchemy import Column, Connection, Engine, Table, bindparam, event, insert, inspect, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import InstanceState, Mapper, make_transient_to_detached
@@ -287,7 +300,7 @@ async def insert_row(session: AsyncSession, instance: Any, before: Before | None
         values = {column.key: state[key] for key, column in row_insert.attributes if key in state and key != before.key}
         link = mapper.get_property(before.key).columns[0]
         chained = _chained_insert(before.statement.statement, frozenset(before.values), row_insert, link, values)
-        row = await chained.statement.one(connection, {**before.values, **chained.values(values)})
+        row = await chained.statement.one(connection, {**before.values, **chained.row.values(values)})
     else:
         if before is not None:
             state[before.key] = (await before.statement.one(connection, before.values))[0]
@@ -298,19 +311,41 @@ async def insert_row(session: AsyncSession, instance: Any, before: Before | None
     state.update(zip((key for key, _ in row_insert.attributes), row, strict=True))
 
 
-_ROW_BIND = "mailtickets_row_"  # the second row's parameters: the first statement's keep their own names
+@dataclass(frozen=True, slots=True)
+class _NamedRow:
+    """A row's parameters under names of their own (`prefix` + column key), with the Python-side column
+    defaults of the columns not given filled in here: in a statement of several rows SQLAlchemy would
+    name those after their columns, and two tables may share a column name."""
+
+    prefix: str
+    columns: tuple[Column[Any], ...]  # those given, then those with a Python-side default
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]
+
+    @classmethod
+    def of(cls, table: Table, given: frozenset[str], prefix: str, *, without: Column[Any] | None = None) -> _NamedRow:
+        defaults = tuple(
+            (column.key, default)
+            for column in table.c
+            if column.key not in given and column is not without and (default := column_default(column)) is not None
+        )
+        defaulted = {key for key, _ in defaults}
+        columns = tuple(column for column in table.c if column.key in given or column.key in defaulted)
+        return cls(prefix, columns, defaults)
+
+    def binds(self) -> list[BindParameter[Any]]:
+        return [bindparam(self.prefix + column.key, type_=column.type) for column in self.columns]
+
+    def values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        values = {self.prefix + key: value for key, value in given.items()}
+        for key, default in self.defaults:
+            values[self.prefix + key] = default()
+        return values
 
 
 @dataclass(frozen=True, slots=True)
 class _Chained:
     statement: Prepared
-    defaults: tuple[tuple[str, Callable[[], Any]], ...]  # Python-side defaults of the columns not given
-
-    def values(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        values = {_ROW_BIND + key: value for key, value in given.items()}
-        for key, default in self.defaults:
-            values[_ROW_BIND + key] = default()
-        return values
+    row: _NamedRow  # the second row's; the first statement's parameters keep their own names
 
 
 _CHAINED: dict[tuple[int, frozenset[str], str, str, frozenset[str]], tuple[Executable, _Chained]] = {}
@@ -333,21 +368,58 @@ def _chained_insert(
     named = before.values({key: bindparam(key, type_=first_table.c[key].type) for key in before_keys})
     first = named.cte("mailtickets_first")
     (returned,) = first.c
-    defaults = tuple(
-        (column.key, default)
-        for column in table.c
-        if column.key not in given and column is not link and (default := column_default(column)) is not None
-    )
-    columns = [column for column in table.c if column.key in given or column.key in dict(defaults)]
-    selected = [bindparam(_ROW_BIND + column.key, type_=column.type) for column in columns]
+    row = _NamedRow.of(table, frozenset(given), "mailtickets_row_", without=link)
     statement = (
         insert(table)
-        .from_select([*columns, link], select(*selected, returned), include_defaults=False)
+        .from_select([*row.columns, link], select(*row.binds(), returned), include_defaults=False)
         .returning(*(column for _, column in row_insert.attributes))
     )
-    chained = _Chained(prepare(statement), defaults)
+    chained = _Chained(prepare(statement), row)
     _CHAINED[cache_key] = (before, chained)
     return chained
+
+
+async def insert_together(session: AsyncSession, *rows: tuple[Prepared, Mapping[str, Any]]) -> None:
+    """Rows of plain INSERTs (`prepare(insert(table))`, returning nothing), one after the other. Where
+    round trips are costly (PostgreSQL) they go in one statement: all but the last as WITHs, which
+    PostgreSQL runs whether or not the statement reads them (a notification's outbox row and its copy on
+    the ticket, on every notification's path)."""
+    connection = await connection_of(session)
+    if len(rows) < 2 or not costly_round_trips(connection):
+        for statement, values in rows:
+            await statement.run(connection, values)
+        return
+    combined, named = _combined_insert(tuple((statement.statement, frozenset(values)) for statement, values in rows))
+    merged: dict[str, Any] = {}
+    for row, (_, values) in zip(named, rows, strict=True):
+        merged |= row.values(values)
+    await combined.run(connection, merged)
+
+
+_COMBINED: dict[
+    tuple[tuple[int, frozenset[str]], ...], tuple[tuple[Executable, ...], Prepared, tuple[_NamedRow, ...]]
+] = {}
+
+
+def _combined_insert(rows: tuple[tuple[Executable, frozenset[str]], ...]) -> tuple[Prepared, tuple[_NamedRow, ...]]:
+    cache_key = tuple((id(statement), keys) for statement, keys in rows)
+    known = _COMBINED.get(cache_key)
+    if known is not None and all(a is b for a, b in zip(known[0], (statement for statement, _ in rows), strict=True)):
+        return known[1], known[2]
+    named: list[_NamedRow] = []
+    inserts: list[Insert] = []
+    for index, (statement, keys) in enumerate(rows):
+        assert isinstance(statement, Insert)
+        table = statement.table
+        assert isinstance(table, Table)
+        row = _NamedRow.of(table, keys, f"mailtickets_{index}_")
+        named.append(row)
+        inserts.append(insert(table).values(dict(zip((c.key for c in row.columns), row.binds(), strict=True))))
+    *firsts, last = inserts
+    statement = last.add_cte(*(first.cte(f"mailtickets_row_{index}") for index, first in enumerate(firsts)))
+    prepared = prepare(statement)
+    _COMBINED[cache_key] = (tuple(statement for statement, _ in rows), prepared, tuple(named))
+    return prepared, tuple(named)
 
 
 async def flush_pending(session: AsyncSession) -> None:

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import event, func, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from mailtickets.db import Before, attach_as_loaded, flush_pending, insert_row, new_row, prepare
+from mailtickets.db import Before, attach_as_loaded, flush_pending, insert_row, insert_together, new_row, prepare
 from mailtickets.models import (
     Attachment,
     AuthorRole,
     Contact,
     Direction,
     InboundMail,
+    OutboxMail,
     Ticket,
     TicketMessage,
     TicketStatus,
@@ -200,3 +201,37 @@ async def test_a_message_written_with_its_inbound_record_gets_its_id_and_its_col
 
 
 _RECORD = prepare(insert(InboundMail.__table__).returning(InboundMail.__table__.c.id))
+
+
+async def test_rows_written_together_are_one_statement_on_postgresql_with_their_column_defaults(
+    store: Store, backend: str
+) -> None:
+    now = store.clock.now()
+    statements = count_statements(store)
+    async with store.sessions() as session, session.begin():
+        new = NewTicket(subject="S", description="", client_id=None, contact_id=None)
+        ticket = await create_ticket(session, "TCK-", new, now)
+        outbox = {"kind": "acknowledgement", "ticket_id": ticket.id, "recipient": "ann@acme.example", "raw": b"x"}
+        outbox |= {"message_id": "<o@x>", "next_attempt_at": now, "created_at": now}
+        copy = {"ticket_id": ticket.id, "direction": Direction.OUTBOUND, "message_id": "<m@x>", "created_at": now}
+        await insert_together(session, (_OUTBOX, outbox), (_MESSAGE, copy))  # both have ticket_id and message…
+    merged = backend == "postgres"
+    assert tables_written(statements)[-1:] == (
+        ["INSERT outbox+ticket_messages"] if merged else ["INSERT ticket_messages"]
+    )
+    async with store.sessions() as session:
+        mail = await session.scalar(select(OutboxMail))
+        assert mail is not None and mail.recipient == "ann@acme.example" and mail.ticket_id == ticket.id
+        assert mail.attempts == 0 and mail.automatic is True  # Python-side column defaults, filled in
+        message = await session.scalar(select(TicketMessage))
+        assert message is not None and message.message_id == "<m@x>" and message.public is True
+        assert message.to_addresses == [] and message.left_out == []
+    with pytest.raises(IntegrityError):  # the first row's failure fails the statement: nothing of either
+        async with store.sessions() as session, session.begin():
+            await insert_together(session, (_OUTBOX, outbox | {"ticket_id": 999_999}), (_MESSAGE, copy))
+    async with store.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(TicketMessage)) == 1
+
+
+_OUTBOX = prepare(insert(OutboxMail.__table__))
+_MESSAGE = prepare(insert(TicketMessage.__table__))

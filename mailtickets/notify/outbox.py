@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, false, insert, inspect, or_, select, true, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ from sqlalchemy.orm import lazyload
 
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.db import connection_of, get_held, prepare
+from mailtickets.db import connection_of, get_held, insert_together, prepare
 from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
 from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
@@ -29,6 +29,7 @@ from mailtickets.notify.notices import Suppressed, enqueue_refusal, redact, send
 from mailtickets.notify.plan import Person, Planned, TicketParties, plan_notifications
 from mailtickets.notify.quoting import quoted_subject
 from mailtickets.notify.templates import MailContext, TicketView, cached_environment, render
+from mailtickets.prepared import Prepared
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
 from mailtickets.tickets.events import (
@@ -328,12 +329,12 @@ async def _enqueue_one(
         return None
     # Core inserts built once (same Table objects as the model), on the connection: no ORM layer, no
     # autoflush (the ticket they point at is always written already: `create_ticket` inserts at once).
-    await _INSERT_OUTBOX.run(await connection_of(session), {**row, "raw": raw, "state": OutboxState.PENDING})
+    outbox_row = (_INSERT_OUTBOX, {**row, "raw": raw, "state": OutboxState.PENDING})
     # An agent's reply typed in (API, CLI) is the sent mail itself; one that came by mail keeps its own ids.
     reply = about.message if isinstance(about.event, AgentReplied) else None
     if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
         reply = None
-    await _record_on_ticket(session, ticket, planned, mail, reply)
+    await _record_on_ticket(session, ticket, planned, mail, reply, outbox_row)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
@@ -378,9 +379,15 @@ def _attachments(settings: Settings, reply: TicketMessage | None) -> tuple[MailA
 
 
 async def _record_on_ticket(
-    session: AsyncSession, ticket: Ticket, planned: Planned, mail: OutgoingMail, reply: TicketMessage | None
+    session: AsyncSession,
+    ticket: Ticket,
+    planned: Planned,
+    mail: OutgoingMail,
+    reply: TicketMessage | None,
+    outbox_row: tuple[Prepared, dict[str, Any]],
 ) -> None:
-    """Store what was sent on the ticket; an agent's reply is already there and only gets its ids."""
+    """Write the outbox row, and store what was sent on the ticket (in the same statement where round
+    trips are costly); an agent's reply is already there and only gets its ids."""
     recorded = {
         "public": not planned.internal,
         "message_id": mail.message_id,
@@ -390,17 +397,15 @@ async def _record_on_ticket(
         "to_addresses": [mail.to_address],
     }
     if reply is not None:
+        await insert_together(session, outbox_row)
         for name, value in recorded.items():
             setattr(reply, name, value)
         return
-    await _INSERT_MESSAGE.run(
-        await connection_of(session),
-        {
-            "ticket_id": ticket.id,
-            "direction": Direction.OUTBOUND,
-            "author_role": AuthorRole.SYSTEM,
-            "body_text": mail.text,
-            "author_email": mail.sender,
-        }
-        | recorded,
-    )
+    copy = {
+        "ticket_id": ticket.id,
+        "direction": Direction.OUTBOUND,
+        "author_role": AuthorRole.SYSTEM,
+        "body_text": mail.text,
+        "author_email": mail.sender,
+    }
+    await insert_together(session, outbox_row, (_INSERT_MESSAGE, copy | recorded))
