@@ -184,7 +184,7 @@ async def item_savepoint(session: AsyncSession) -> AsyncIterator[None]:
             await _RELEASE_SAVEPOINT.run(connection)
         session.expunge_all()
         raise
-    if Script.joins(connection):
+    if costly_round_trips(connection):  # the RELEASE then rides with the next SAVEPOINT (_RELEASE_THEN_SAVEPOINT)
         session.info[_RELEASE_OWED] = root
     else:
         await _RELEASE_SAVEPOINT.run(connection)
@@ -264,12 +264,18 @@ def _row_insert(mapper: Mapper[Any]) -> _RowInsert:
     return known
 
 
+_COLUMN_KEYS: dict[Mapper[Any], frozenset[str]] = {}
+
+
 def new_row(model: type[Model], **columns: Any) -> Model:
     """A new (transient) object with its columns set as the constructor sets them, past the attribute
     instrumentation (the constructor fires an event per attribute: ~20 µs for a ticket). For column
     attributes only, on the ingest path; it goes to `insert_row` or to the session as usual."""
     mapper: Mapper[Any] = inspect(model)
-    unknown = columns.keys() - mapper.column_attrs.keys()
+    known = _COLUMN_KEYS.get(mapper)
+    if known is None:
+        known = _COLUMN_KEYS[mapper] = frozenset(mapper.column_attrs.keys())
+    unknown = columns.keys() - known
     if unknown:
         raise TypeError(f"{model.__name__} has no column attribute {sorted(unknown)}")
     instance: Model = mapper.class_manager.new_instance()
@@ -348,7 +354,8 @@ class _Chained:
     row: _NamedRow  # the second row's; the first statement's parameters keep their own names
 
 
-_CHAINED: dict[tuple[int, frozenset[str], str, str, frozenset[str]], tuple[Executable, _Chained]] = {}
+# Keyed by the statements themselves (built once, at module level; Core statements hash by identity).
+_CHAINED: dict[tuple[Executable, frozenset[str], str, str, frozenset[str]], _Chained] = {}
 
 
 def _chained_insert(
@@ -358,10 +365,10 @@ def _chained_insert(
     FROM first RETURNING every column: built once per statement, table and set of columns given."""
     table = link.table
     assert isinstance(before, Insert) and isinstance(table, Table)
-    cache_key = (id(before), before_keys, table.name, link.key, frozenset(given))
+    cache_key = (before, before_keys, table.name, link.key, frozenset(given))  # not the Column: its == is SQL
     known = _CHAINED.get(cache_key)
-    if known is not None and known[0] is before:
-        return known[1]
+    if known is not None:
+        return known
     # Its values as named parameters (in a WITH, SQLAlchemy would name the ones it adds anonymously).
     first_table = before.table
     assert isinstance(first_table, Table)
@@ -375,7 +382,7 @@ def _chained_insert(
         .returning(*(column for _, column in row_insert.attributes))
     )
     chained = _Chained(prepare(statement), row)
-    _CHAINED[cache_key] = (before, chained)
+    _CHAINED[cache_key] = chained
     return chained
 
 
@@ -396,16 +403,13 @@ async def insert_together(session: AsyncSession, *rows: tuple[Prepared, Mapping[
     await combined.run(connection, merged)
 
 
-_COMBINED: dict[
-    tuple[tuple[int, frozenset[str]], ...], tuple[tuple[Executable, ...], Prepared, tuple[_NamedRow, ...]]
-] = {}
+_COMBINED: dict[tuple[tuple[Executable, frozenset[str]], ...], tuple[Prepared, tuple[_NamedRow, ...]]] = {}
 
 
 def _combined_insert(rows: tuple[tuple[Executable, frozenset[str]], ...]) -> tuple[Prepared, tuple[_NamedRow, ...]]:
-    cache_key = tuple((id(statement), keys) for statement, keys in rows)
-    known = _COMBINED.get(cache_key)
-    if known is not None and all(a is b for a, b in zip(known[0], (statement for statement, _ in rows), strict=True)):
-        return known[1], known[2]
+    known = _COMBINED.get(rows)
+    if known is not None:
+        return known
     named: list[_NamedRow] = []
     inserts: list[Insert] = []
     for index, (statement, keys) in enumerate(rows):
@@ -417,9 +421,8 @@ def _combined_insert(rows: tuple[tuple[Executable, frozenset[str]], ...]) -> tup
         inserts.append(insert(table).values(dict(zip((c.key for c in row.columns), row.binds(), strict=True))))
     *firsts, last = inserts
     statement = last.add_cte(*(first.cte(f"mailtickets_row_{index}") for index, first in enumerate(firsts)))
-    prepared = prepare(statement)
-    _COMBINED[cache_key] = (tuple(statement for statement, _ in rows), prepared, tuple(named))
-    return prepared, tuple(named)
+    _COMBINED[rows] = (prepare(statement), tuple(named))
+    return _COMBINED[rows]
 
 
 async def flush_pending(session: AsyncSession) -> None:

@@ -152,13 +152,8 @@ class Script:
         self._joined = "; ".join(statements)
         self._each = tuple(Prepared(text(statement)) for statement in statements)
 
-    @staticmethod
-    def joins(on: AsyncConnection) -> bool:
-        """Whether the statements go in one round trip on this connection."""
-        return costly_round_trips(on)
-
     async def run(self, on: AsyncConnection) -> None:
-        if not self.joins(on):
+        if not costly_round_trips(on):
             for statement in self._each:
                 await statement.run(on)
             return

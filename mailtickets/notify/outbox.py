@@ -334,7 +334,7 @@ async def _enqueue_one(
     reply = about.message if isinstance(about.event, AgentReplied) else None
     if reply is not None and (reply.direction == Direction.INBOUND or reply.message_id is not None):
         reply = None
-    await _record_on_ticket(session, ticket, planned, mail, reply, outbox_row)
+    await _queue_with_copy(session, ticket, planned, mail, reply, outbox_row)
     log.info("notification %s for %s queued as %s", planned.kind, ticket.reference, mail.message_id)
     return None
 
@@ -378,7 +378,7 @@ def _attachments(settings: Settings, reply: TicketMessage | None) -> tuple[MailA
     return tuple(MailAttachment(a.filename, a.content_type, files.get(a.sha256)) for a in reply.attachments)
 
 
-async def _record_on_ticket(
+async def _queue_with_copy(
     session: AsyncSession,
     ticket: Ticket,
     planned: Planned,
