@@ -14,7 +14,7 @@ from mailtickets.models import Client, ClientDomain, Contact
 
 MatchedBy = Literal["contact", "domain", "unknown"]
 # Built once: building a statement costs more than running it, and this one runs for every message.
-_CONTACT_BY_ADDRESS = RowLoader(Contact, func.lower(Contact.email) == bindparam("address"))
+_CONTACT_BY_ADDRESS = RowLoader(Contact, func.lower(Contact.email) == bindparam("address"), joined=("client",))
 
 
 @dataclass(frozen=True, slots=True)
