@@ -97,3 +97,40 @@ async def test_a_long_threads_headers_name_its_first_and_latest_messages(store: 
     assert references[0] == "<client-12@client.example>"  # the thread's first message
     assert references[-1] == "<m29@x>" == sent["In-Reply-To"]  # the client's latest, though 30 mails older
     assert references[-2] == "<m59@x>"
+
+
+async def test_recent_counts_stop_at_the_larger_limit_yet_see_a_run_on_one_ticket(store: Store) -> None:
+    """An agent alerted about many tickets: the read stops at the larger limit (it stays cheap however
+    busy the agent is), and the alerts about one ticket, older than that many others, are still counted."""
+    from datetime import timedelta
+
+    from mailtickets.notify.guard import internal_loop_reason
+    from mailtickets.notify.outbox import recent_counts
+
+    settings = notify_settings(store.settings)
+    looping, busy = await seed_ticket(store.sessions, number=12), await seed_ticket(store.sessions, number=13)
+    now, agent = store.clock.now(), "ana@corp.example"
+
+    def alert(ticket_id: int, age: timedelta, n: int) -> OutboxMail:
+        return OutboxMail(
+            kind="client_reply", ticket_id=ticket_id, recipient=agent, message_id=f"{ticket_id}-{n}@x", raw=b"",
+            automatic=True, created_at=now - age, next_attempt_at=now,
+        )  # fmt: skip
+
+    async with transaction(store.sessions) as session:
+        for n in range(3 * settings.auto_mail_limit_long):  # the newest: about the busy ticket
+            session.add(alert(busy.ticket_id, timedelta(seconds=n), n))
+        for n in range(settings.auto_mail_limit_short):  # older, still in the short window: about one ticket
+            session.add(alert(looping.ticket_id, timedelta(minutes=5, seconds=n), n))
+        session.add(alert(looping.ticket_id, timedelta(hours=2), 99))  # outside the long window
+    async with transaction(store.sessions) as session:
+        counts = await recent_counts(session, settings, agent, looping.ticket_id, now)
+        other = await recent_counts(session, settings, "someone@else.example", looping.ticket_id, now)
+    assert counts.recipient_long == counts.recipient_short == settings.auto_mail_limit_long  # stopped there
+    assert (counts.recipient_ticket_short, counts.recipient_ticket_long) == (settings.auto_mail_limit_short,) * 2
+    assert (
+        internal_loop_reason(counts, settings)
+        == "rate limit per recipient and ticket (an automatic loop on one ticket)"
+    )
+    assert (other.recipient_long, other.recipient_ticket_long) == (0, 0)
+    assert other.ticket_long == 0  # client_reply is an alert to agents, not a mail to the client (CLIENT_KINDS)

@@ -14,13 +14,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, false, insert, inspect, or_, select, true, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    false,
+    insert,
+    inspect,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
-from mailtickets.db import connection_of, get_held, insert_together, prepare
+from mailtickets.db import connection_of, flush_pending, get_held, insert_together, prepare
 from mailtickets.models import Agent, AuthorRole, Direction, OutboxMail, OutboxState, Ticket, TicketMessage
 from mailtickets.notify import guard
 from mailtickets.notify.message import MAX_REFERENCES, MailAttachment, OutgoingMail, thread_references, to_bytes
@@ -52,12 +65,34 @@ _INSERT_MESSAGE = prepare(insert(cast(Table, TicketMessage.__table__)))
 _WITHOUT_ATTACHMENTS = (lazyload(TicketMessage.attachments),)
 CLIENT_KINDS = ("acknowledgement", "agent_reply", "chaser", "closed", "merged")  # counted by the per-ticket limit
 _OUTBOX = OutboxMail.__table__.c
-# Built once: it runs for every automatic mail, and building a statement costs more than running it.
+
+
+def _newest_automatic(which: str, *where: ColumnElement[bool]) -> Select[Any]:
+    """The creation times of the newest automatic mails that match, at most `cap` of them, tagged `which`."""
+    newest = (
+        select(literal_column(f"'{which}'").label("which"), _OUTBOX.created_at)
+        .where(_OUTBOX.automatic.is_(True), _OUTBOX.created_at >= bindparam("since"), *where)
+        .order_by(_OUTBOX.created_at.desc())
+        .limit(bindparam("cap"))
+        .subquery()
+    )
+    return select(newest)
+
+
+# Built once: it runs for every automatic mail, and building a statement costs more than running it. Each
+# part reads at most `cap` rows (the larger limit: a count that reaches it is all a guard needs to know),
+# so an agent who gets thousands of alerts an hour costs what one who gets ten does.
 _RECENT_AUTOMATIC = prepare(
-    select(_OUTBOX.recipient, _OUTBOX.ticket_id, _OUTBOX.kind, _OUTBOX.created_at).where(
-        _OUTBOX.automatic.is_(True),
-        _OUTBOX.created_at >= bindparam("since"),
-        or_(_OUTBOX.recipient == bindparam("recipient"), _OUTBOX.ticket_id == bindparam("ticket_id")),
+    select(
+        union_all(
+            _newest_automatic("recipient", _OUTBOX.recipient == bindparam("recipient")),
+            _newest_automatic("ticket", _OUTBOX.ticket_id == bindparam("ticket_id"), _OUTBOX.kind.in_(CLIENT_KINDS)),
+            _newest_automatic(
+                "recipient_ticket",
+                _OUTBOX.ticket_id == bindparam("ticket_id"),
+                _OUTBOX.recipient == bindparam("recipient"),
+            ),
+        ).subquery()
     )
 )
 
@@ -101,7 +136,7 @@ async def _about(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> _
     if isinstance(event, TicketCreated) and message is not None:
         in_reply_to, references = _thread_of_new(message)  # a new ticket's thread is its first message
     else:
-        in_reply_to, references = await _thread(session, _thread_of(ticket, event))
+        in_reply_to, references = await _thread(session, ticket, event)
     if isinstance(event, TicketMerged):
         target = await session.get_one(Ticket, event.into_ticket_id)
         return _About(ticket, event, message, in_reply_to, references, target.reference)
@@ -129,12 +164,11 @@ async def _parties(session: AsyncSession, settings: Settings, ticket: Ticket, ev
     if ticket.contact is not None and ticket.contact.email:
         contact = Person(ticket.contact.email, ticket.contact.name)
     else:
-        first = await session.scalar(
-            select(TicketMessage.author_email)
-            .where(_thread_of(ticket, event), TicketMessage.direction == Direction.INBOUND)
-            .order_by(TicketMessage.id)
-            .limit(1)
-        )
+        if isinstance(event, TicketMerged):
+            first = await session.scalar(_first_client_author(_thread_of(ticket, event)))
+        else:
+            await flush_pending(session)  # as a query's autoflush would: this transaction's messages count
+            first = await _FIRST_CLIENT_AUTHOR.scalar(await connection_of(session), {"ticket_id": ticket.id})
         contact = Person(first) if first else None
     agent = ticket.assigned_agent
     event_agent = None
@@ -173,29 +207,60 @@ async def _client_side(
     return tuple(Person(a) for a in found)
 
 
-async def _thread(session: AsyncSession, messages: ColumnElement[bool]) -> tuple[str | None, tuple[str, ...]]:
-    """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
-    its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
-    so that a mail costs the same on the 1,500th reply as on the first."""
-    public_ids = select(TicketMessage.id, TicketMessage.message_id, TicketMessage.direction).where(
+def _public_ids(messages: ColumnElement[bool]) -> Select[int, str | None, Direction]:
+    """The thread's messages whose Message-ID the client saw."""
+    return select(TicketMessage.id, TicketMessage.message_id, TicketMessage.direction).where(
         messages,
         TicketMessage.message_id.is_not(None),
         TicketMessage.public.is_(True),
         # An agent's own mail to us: the client never saw its Message-ID, only our copy of it.
         or_(TicketMessage.direction == Direction.OUTBOUND, TicketMessage.agent_id.is_(None)),
     )
-    # The first and the latest in one statement (one round trip on every reply's path).
+
+
+def _thread_ends(messages: ColumnElement[bool]) -> Select[Any]:
+    """The first and the latest in one statement (one round trip on every reply's path)."""
+    public_ids = _public_ids(messages)
     first = public_ids.order_by(TicketMessage.id).limit(1).subquery()
     latest = public_ids.order_by(TicketMessage.id.desc()).limit(MAX_REFERENCES).subquery()
-    ends = union_all(select(first, true().label("first")), select(latest, false().label("first")))
-    found = (await session.execute(select(ends.subquery()))).all()
-    newest_first = sorted((row for row in found if not row.first), key=lambda row: row.id, reverse=True)
-    rows = [(row.message_id, row.direction) for row in [*(r for r in found if r.first), *reversed(newest_first)]]
-    inbound = [str(row.message_id) for row in newest_first if row.direction == Direction.INBOUND]
+    return select(union_all(select(first, true().label("first")), select(latest, false().label("first"))).subquery())
+
+
+def _first_client_author(messages: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(TicketMessage.author_email)
+        .where(messages, TicketMessage.direction == Direction.INBOUND)
+        .order_by(TicketMessage.id)
+        .limit(1)
+    )
+
+
+# Built once, for the usual thread (one ticket's messages): they run for every notification about a reply.
+_OF_TICKET = TicketMessage.ticket_id == bindparam("ticket_id")
+_THREAD_ENDS = prepare(_thread_ends(_OF_TICKET))
+_FIRST_CLIENT_AUTHOR = prepare(_first_client_author(_OF_TICKET))
+
+
+async def _thread(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> tuple[str | None, tuple[str, ...]]:
+    """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
+    its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
+    so that a mail costs the same on the 1,500th reply as on the first."""
+    messages = _thread_of(ticket, event)
+    found: list[tuple[Any, ...]]
+    if isinstance(event, TicketMerged):  # the moved messages: a list that differs each time
+        found = [tuple(row) for row in await session.execute(_thread_ends(messages))]
+    else:
+        await flush_pending(session)  # as a query's autoflush would: this transaction's messages count
+        found = await _THREAD_ENDS.rows(await connection_of(session), {"ticket_id": ticket.id})
+    # Each row: (id, message_id, direction, first).
+    newest_first = sorted((row for row in found if not row[3]), key=lambda row: int(row[0]), reverse=True)
+    rows = [(row[1], row[2]) for row in [*(r for r in found if r[3]), *reversed(newest_first)]]
+    inbound = [str(row[1]) for row in newest_first if row[2] == Direction.INBOUND]
     in_reply_to = inbound[0] if inbound else None
     if in_reply_to is None and len(newest_first) == MAX_REFERENCES:  # the client's latest is older than those
         in_reply_to = await session.scalar(
-            public_ids.with_only_columns(TicketMessage.message_id)
+            _public_ids(messages)
+            .with_only_columns(TicketMessage.message_id)
             .where(TicketMessage.direction == Direction.INBOUND)
             .order_by(TicketMessage.id.desc())
             .limit(1)
@@ -255,27 +320,34 @@ def _context(settings: Settings, about: _About, planned: Planned) -> MailContext
 async def recent_counts(
     session: AsyncSession, settings: Settings, recipient: str, ticket_id: int, now: datetime
 ) -> guard.RecentCounts:
-    """Automatic mails queued in the short and long windows, to `recipient` and to the ticket's client.
-
-    Fetches the few recent rows and counts them here: the limits keep them few, and a plain SELECT
-    is much cheaper to build per mail than four conditional aggregates.
-    """
+    """Automatic mails queued in the short and long windows: to `recipient`, to the ticket's client, and
+    to `recipient` about this ticket. Each count stops at the larger limit (`guard`'s rules compare
+    them with the limits only), so the read is bounded however much mail a recipient gets."""
     long_ = now - timedelta(minutes=settings.auto_mail_window_long_minutes)
+    short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
+    cap = max(settings.auto_mail_limit_short, settings.auto_mail_limit_long, 1)
     # Core on the connection: no autoflush needed (the outbox is written with Core inserts), no ORM layer.
     connection = await connection_of(session)
-    parameters = {"since": long_, "recipient": recipient, "ticket_id": ticket_id}
-    rows = await _RECENT_AUTOMATIC.rows(connection, parameters)
-    short = now - timedelta(minutes=settings.auto_mail_window_short_minutes)
-    to_recipient = [at for rcpt, _, _, at in rows if rcpt == recipient]
-    to_client = [at for _, tid, kind, at in rows if tid == ticket_id and kind in CLIENT_KINDS]
-    on_ticket = [at for rcpt, tid, _, at in rows if rcpt == recipient and tid == ticket_id]
+    parameters = {"since": long_, "recipient": recipient, "ticket_id": ticket_id, "cap": cap}
+    found: dict[str, list[datetime]] = {"recipient": [], "ticket": [], "recipient_ticket": []}
+    for which, at in await _RECENT_AUTOMATIC.rows(connection, parameters):
+        found[which].append(at)
+
+    def counts(which: str) -> tuple[int, int]:
+        return sum(at >= short for at in found[which]), len(found[which])
+
+    (recipient_short, recipient_long), (ticket_short, ticket_long), (on_ticket_short, on_ticket_long) = (
+        counts("recipient"),
+        counts("ticket"),
+        counts("recipient_ticket"),
+    )
     return guard.RecentCounts(
-        recipient_short=sum(at >= short for at in to_recipient),
-        recipient_long=len(to_recipient),
-        ticket_short=sum(at >= short for at in to_client),
-        ticket_long=len(to_client),
-        recipient_ticket_short=sum(at >= short for at in on_ticket),
-        recipient_ticket_long=len(on_ticket),
+        recipient_short=recipient_short,
+        recipient_long=recipient_long,
+        ticket_short=ticket_short,
+        ticket_long=ticket_long,
+        recipient_ticket_short=on_ticket_short,
+        recipient_ticket_long=on_ticket_long,
     )
 
 

@@ -32,7 +32,7 @@ _TICKET_BY_NUMBER = RowLoader(
     Ticket,
     Ticket.prefix == bindparam("prefix"),
     Ticket.number == bindparam("number"),
-    joined=("contact", "assigned_agent"),
+    joined=("contact", "assigned_agent", "client"),  # the client last: the contact's own client is then held
 )
 _TICKET_ID_BY_NUMBER = select(Ticket.id).where(
     Ticket.prefix == bindparam("prefix"), Ticket.number == bindparam("number")
