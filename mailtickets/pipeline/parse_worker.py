@@ -170,8 +170,14 @@ def _receive(sock: socket.socket, size: int) -> bytes:
 
 
 def _send_answer(sock: socket.socket, answer: bytes) -> None:
-    sock.sendall(_ANSWER.pack(len(answer)))
-    sock.sendall(answer)
+    # Header and answer in one call: sent apart, the loop would often wake for the header alone.
+    header = _ANSWER.pack(len(answer))
+    sent = sock.sendmsg((header, answer))
+    if sent < len(header):
+        sock.sendall(header[sent:])
+        sent = len(header)
+    if sent - len(header) < len(answer):
+        sock.sendall(memoryview(answer)[sent - len(header) :])
 
 
 class _StopAfterTheMessageInHand:
