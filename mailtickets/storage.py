@@ -2,6 +2,8 @@
 
 Files are named by their SHA-256, written to a temporary name and renamed, so a crash never leaves a
 half-written file under a real name, and the same bytes are stored once however often they arrive.
+The file and then its folder are synced before a write returns (and a new folder's parent): a name is
+durable only once its folder is, and the mail that points at it is acknowledged after that.
 A file written for a transaction that then rolls back is harmless: nothing points at it.
 Mail is private: files are created 0600 and folders 0700, whatever the umask.
 """
@@ -20,8 +22,9 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def make_private_dirs(path: Path) -> None:
-    """Create `path` and any missing parents as 0700 (existing folders are left as they are)."""
+def make_private_dirs(path: Path) -> list[Path]:
+    """Create `path` and any missing parents as 0700 (existing folders are left as they are); returns
+    the folders it created, outermost first."""
     missing = []
     while not path.exists():
         missing.append(path)
@@ -31,6 +34,23 @@ def make_private_dirs(path: Path) -> None:
     for folder in reversed(missing):
         folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
         os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is reduced by the umask
+    return list(reversed(missing))
+
+
+def sync_directory(path: Path) -> None:
+    """Make the folder's entries durable: a file's own fsync does not cover its name (POSIX)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_names(target: Path, created: list[Path]) -> None:
+    """After `target` was renamed into place: its folder, and the parent of each folder created for it."""
+    for folder in created:
+        sync_directory(folder.parent)
+    sync_directory(target.parent)
 
 
 def create_private_file(path: Path) -> None:
@@ -60,7 +80,7 @@ class FileStore:
         target = self.path_for(digest)
         if target.exists():
             return
-        make_private_dirs(target.parent)
+        created = make_private_dirs(target.parent)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")  # 0600
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -68,6 +88,7 @@ class FileStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
+            _sync_names(target, created)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
@@ -75,7 +96,7 @@ class FileStore:
     def put_chunks(self, chunks: Iterable[bytes]) -> StoredPayload:
         """Bytes that arrive a chunk at a time (a big attachment as it is decoded), hashed as they are
         written: the whole never has to be in memory. Named once the digest is known; stored once."""
-        make_private_dirs(self.root)
+        created = make_private_dirs(self.root)
         digest, size = hashlib.sha256(), 0
         fd, temporary = tempfile.mkstemp(dir=self.root, prefix=".incoming-")  # 0600
         try:
@@ -90,8 +111,9 @@ class FileStore:
             if target.exists():
                 Path(temporary).unlink()
             else:
-                make_private_dirs(target.parent)
+                created += make_private_dirs(target.parent)
                 os.replace(temporary, target)
+                _sync_names(target, created)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
