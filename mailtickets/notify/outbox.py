@@ -86,7 +86,12 @@ _RECENT_AUTOMATIC = prepare(
     select(
         union_all(
             _newest_automatic("recipient", _OUTBOX.recipient == bindparam("recipient")),
-            _newest_automatic("ticket", _OUTBOX.ticket_id == bindparam("ticket_id"), _OUTBOX.kind.in_(CLIENT_KINDS)),
+            _newest_automatic(
+                "ticket",
+                _OUTBOX.ticket_id == bindparam("ticket_id"),
+                # Written out, not an expanding IN (which a prepared statement cannot carry); our own names.
+                _OUTBOX.kind.in_([literal_column(f"'{kind}'") for kind in CLIENT_KINDS]),
+            ),
             _newest_automatic(
                 "recipient_ticket",
                 _OUTBOX.ticket_id == bindparam("ticket_id"),
