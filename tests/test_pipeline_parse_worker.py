@@ -202,3 +202,26 @@ async def test_a_worker_that_cannot_start_fails_the_messages_waiting_for_it_inst
         assert pool.workers == []
     finally:
         await pool.close()
+
+
+async def test_a_message_sent_behind_a_slow_one_is_parsed_by_another_worker_faked() -> None:
+    """Two workers, one stuck on a slow message (faked: it hangs) far short of its time limit: the
+    messages sent behind it are parsed by the other worker within the hedge delay, not after the limit."""
+    pool = ParseWorkers(
+        ParseLimits(), timeout=60, memory_limit=512 * 1024 * 1024, size=2, parse=hostile_mail.slow_parse_faked
+    )
+    try:
+        await pool.warm_up()
+        slow = asyncio.ensure_future(pool.parse(hostile_mail.slow_poison()))
+        await asyncio.sleep(0)
+        subjects = [f"Printer {n}" for n in range(3)]  # one worker takes one, so one sits behind the slow one
+        parsed = await asyncio.wait_for(
+            asyncio.gather(*(pool.parse(make_message(subject=s)) for s in subjects)), timeout=20
+        )
+        assert [o.subject for o in parsed if isinstance(o, ParsedMessage)] == subjects
+        assert not slow.done()  # still in hand: the others did not wait for its time limit
+        slow.cancel()
+    finally:
+        for worker in pool.workers:
+            worker.process.kill()
+        await pool.close()

@@ -200,6 +200,9 @@ class _StopAfterTheMessageInHand:
 # time (multiprocessing's bookkeeping of children is not meant for concurrent starts), never on the loop.
 _PROCESSES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse-worker-processes")
 _IN_HAND = 2  # messages sent to one worker at a time: the one it parses and the next
+# A message in hand longer than this (most take a millisecond; a 25 MB one about a second) has the one
+# sent behind it queued for the other workers too: a slow message holds up nobody but itself.
+HEDGE_AFTER_SECONDS = 1.0
 
 
 @dataclass(slots=True, eq=False)  # each job is itself: two of the same bytes are two jobs
@@ -207,6 +210,7 @@ class _Job:
     raw: bytes
     write_files: bool
     future: asyncio.Future[ParseOutcome]
+    hedged: bool = False  # also queued for another worker: the first answer settles it, the other is dropped
 
     def settle(self, outcome: ParseOutcome) -> None:
         if not self.future.done():  # else its caller is gone (cancelled): the outcome is dropped
@@ -236,6 +240,7 @@ class _Worker:
         # it never idles until the loop turns again. The time limit runs for the first only.
         self.jobs: deque[_Job] = deque()
         self.timer: asyncio.TimerHandle | None = None
+        self.hedge_timer: asyncio.TimerHandle | None = None
         self.untouched = False  # the first job has not had a byte sent yet
         self.closed = False
         self._sock = sock
@@ -340,8 +345,9 @@ class _Worker:
         if self.closed:
             return
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.hedge_timer):
+            if timer is not None:
+                timer.cancel()
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
             if self._writing:
@@ -493,6 +499,19 @@ class ParseWorkers:
         before it was read: never less than the limit)."""
         assert self._loop is not None
         worker.timer = self._loop.call_later(self.timeout, self._timed_out, worker)
+        worker.hedge_timer = self._loop.call_later(min(HEDGE_AFTER_SECONDS, self.timeout / 2), self._hedge, worker)
+
+    def _hedge(self, worker: _Worker) -> None:
+        """The worker's first message is taking long: the ones sent behind it (which it has not read yet)
+        are queued again at the head, for whichever worker is free; the first answer for each is kept."""
+        if worker.closed:
+            return
+        behind = [job for job in list(worker.jobs)[1:] if not job.hedged and not job.future.done()]
+        for job in behind:
+            job.hedged = True
+        self._queue.extendleft(reversed([_Job(job.raw, job.write_files, job.future, hedged=True) for job in behind]))
+        if behind:
+            self._dispatch()
 
     def _keep(self, work: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -559,8 +578,9 @@ class ParseWorkers:
             else:
                 worker.started.set_exception(OSError("a parse worker did not start"))
             return
-        if worker.timer is not None:
-            worker.timer.cancel()
+        for timer in (worker.timer, worker.hedge_timer):
+            if timer is not None:
+                timer.cancel()
         if not worker.jobs:  # an answer nobody asked for: the wire's state is unknown
             self._retire(worker)
             return
