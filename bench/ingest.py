@@ -5,8 +5,9 @@ For each run it prints messages/second, CPU ms per message (and the event loop's
 share of the wall time that thread was busy), SQL statements per message, and bare mail-parser's parse rate of
 the same files in the same run with the ratio (the issue's target: ingest at least 1/3 of mail-parser's rate).
 The parse workers are started first, as the service does. Runs: an empty store, one with routing rules, one
-that already holds 100,000 tickets, and one long thread (a reply on a ticket with N replies against a first
-reply, alternated).
+that already holds 100,000 tickets, one long thread (a reply on a ticket with N replies against a first
+reply, alternated), and one busy agent (a reply alerting an agent who had N alerts in the hour against one
+alerting another agent, alternated).
 
     python bench/ingest.py [--messages 2000] [--existing 100000] [--rules 200] [--thread 1500] [--no-notify]
 """
@@ -298,6 +299,50 @@ async def time_thread(settings: Settings, length: int, window: int) -> ThreadFig
     return ThreadFigures(medians(0), medians(1), medians(2))
 
 
+async def time_busy_agent(settings: Settings, alerts: int, window: int) -> ThreadFigures:
+    """One agent alerted of `alerts` client replies within the hour (one per ticket, so that no rate
+    limit holds any back), then `window` replies alerting that agent alternated with replies alerting
+    another: what an alert costs must not grow with how many the agent had."""
+    engine = create_engine(settings.database_url)
+    statements = count_statements(engine)
+    pipeline = Pipeline(settings, session_factory(engine))
+    async with session_factory(engine)() as session, session.begin():
+        busy, fresh = Agent(name="Busy Agent", email="busy@helpdesk.example"), Agent(name="Other", email="o@h.example")
+        session.add_all([busy, fresh])
+        await session.flush()
+        opened = update(Ticket).values(status=TicketStatus.OPEN)
+        await session.execute(opened.where(Ticket.number <= alerts + window).values(assigned_agent_id=busy.id))
+        await session.execute(opened.where(Ticket.number > alerts + window).values(assigned_agent_id=fresh.id))
+    for number in range(1, alerts + 1):
+        await pipeline.ingest(reply(0, number), "bench")
+    samples: dict[bool, tuple[list[float], list[float], list[float]]] = {False: ([], [], []), True: ([], [], [])}
+    for index in range(window):
+        for to_busy, number in ((True, alerts + 1 + index), (False, alerts + window + 1 + index)):
+            started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
+            await pipeline.ingest(reply(0, number), "bench")
+            walls, cpus, counts = samples[to_busy]
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+            counts.append(statements[0] - before)
+    await pipeline.close()
+    await engine.dispose()
+
+    def medians(which: int) -> tuple[float, float]:
+        return statistics.median(samples[False][which]), statistics.median(samples[True][which])
+
+    return ThreadFigures(medians(0), medians(1), medians(2))
+
+
+def measure_busy_agent(args: argparse.Namespace, workdir: Path) -> ThreadFigures:
+    folder = workdir / "busy-agent"
+    folder.mkdir()
+    settings = bench_settings(folder, notify=True)
+    upgrade(settings.database_url)
+    window = 50
+    asyncio.run(seed_store(settings, args.thread + 2 * window))
+    return asyncio.run(time_busy_agent(settings, args.thread, window))
+
+
 def measure_thread(args: argparse.Namespace, workdir: Path) -> ThreadFigures:
     folder = workdir / "thread"
     folder.mkdir()
@@ -342,6 +387,13 @@ def main() -> None:
                     f"thread of {args.thread}, {name:>10}: a first reply {first * unit:.2f}, a reply after "
                     f"{args.thread} {last * unit:.2f} ({(last / first - 1) * 100:+.1f}%; medians of 50 each, "
                     "alternated; ms but statements)"
+                )
+            agent = measure_busy_agent(args, Path(tmp))
+            for name, (first, last), unit in (("wall", agent.wall, 1000), ("CPU", agent.cpu, 1000)):
+                print(
+                    f"agent with {args.thread} alerts, {name:>4}: a reply alerting another agent {first * unit:.2f}, "
+                    f"one alerting that agent {last * unit:.2f} ({(last / first - 1) * 100:+.1f}%; medians of 50 "
+                    "each, alternated; ms)"
                 )
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS:             {peak_kb / 1024:8.1f} MB")

@@ -408,11 +408,12 @@ class OutboxMail(Base):
     __table_args__ = (
         Index("ix_outbox_state_next", "state", "next_attempt_at"),
         Index("ix_outbox_recipient_created", "recipient", "created_at"),
+        Index("ix_outbox_ticket_recipient_created", "ticket_id", "recipient", "created_at"),  # also the FK's
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     recipient: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=True)
