@@ -231,3 +231,19 @@ async def test_the_agent_is_told_within_the_rate_limit(desk: Desk) -> None:
     notices = await desk.deliver()
     assert len(notices) == limit
     assert {m["To"].addresses[0].addr_spec for m in notices} == {"dan@helpdesk.example"}
+
+
+async def test_a_reply_signed_for_a_ticket_since_merged_lands_authenticated_on_the_target(desk: Desk) -> None:
+    """Dan answers the "assigned" mail of TCK-1 after TCK-1 was merged into TCK-2: threading takes it to
+    TCK-2, and his signature (for TCK-1) still proves it is his: TCK-1 now lives on in TCK-2."""
+    from mailtickets.tickets import lifecycle
+
+    signed = (await desk.assign_to_dan())["Message-ID"]
+    settings, clock = desk.store.settings, desk.store.clock
+    async with transaction(desk.store.sessions) as session:
+        await lifecycle.merge(session, settings, clock.now(), "TCK-1", "TCK-2")
+    raw = from_dan(
+        "Merged; carrying on here." + QUOTED, subject="Re: Printer on fire", authentication=None, in_reply_to=signed
+    )
+    result = await desk.ingest(raw)
+    assert (result.outcome, result.ticket, result.author_role) == (Outcome.REPLIED, "TCK-2", AuthorRole.AGENT)

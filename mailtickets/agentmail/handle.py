@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailtickets.agentmail.apply import apply_commands
 from mailtickets.agentmail.commands import CommandError, Commands, parse_commands
 from mailtickets.agentmail.forwards import Forwarded, forwarded_original
-from mailtickets.agentmail.identity import AgentProof, impersonated, signed_for_agent
+from mailtickets.agentmail.identity import AgentProof, agent_signed_refs, impersonated
 from mailtickets.agentmail.store import agent_addresses
 from mailtickets.clock import Clock
 from mailtickets.match.sender import match_sender
@@ -33,7 +34,7 @@ from mailtickets.storage import FileStore
 from mailtickets.tickets.events import AgentMailRefused, AgentReplied, NoteAdded, TicketCreated, TicketEvent
 from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
-from mailtickets.tickets.threading import find_thread
+from mailtickets.tickets.threading import find_thread, follow_merges
 from mailtickets.trust.authres import SenderAuth
 
 MAX_DESCRIPTION_CHARS = 100_000
@@ -83,7 +84,7 @@ async def agent_mail(context: MailContext, *, vouched: bool = False) -> AgentDec
         return AgentDecision(Outcome.DROPPED, f"automatic mail from agent {sender} ({automatic})")
     thread = await find_thread(session, parsed, context.settings)
     ticket = thread.ticket if thread is not None else None
-    if not vouched and not _proof(context, agent, ticket).satisfies(context.settings.agent_mail_requires):
+    if not vouched and not (await _proof(context, agent, ticket)).satisfies(context.settings.agent_mail_requires):
         return _refused(context, agent, f"unauthenticated mail from agent {sender}")
     try:
         commands = parse_commands(parsed.text)
@@ -94,16 +95,32 @@ async def agent_mail(context: MailContext, *, vouched: bool = False) -> AgentDec
     return await _new_ticket(context, agent, commands, set(agents))
 
 
-def _proof(context: MailContext, agent: Agent, ticket: Ticket | None) -> AgentProof:
-    auth, parsed, settings = context.sender_auth, context.parsed, context.settings
-    signed = ticket is not None and signed_for_agent(
-        [*parsed.in_reply_to, *parsed.references],
-        agent.id,
-        [ticket.reference],
-        settings.secret_key,
-        settings.own_message_id_domain,
-    )
+async def _proof(context: MailContext, agent: Agent, ticket: Ticket | None) -> AgentProof:
+    auth = context.sender_auth
+    signed = ticket is not None and await _signed_for(context, agent, ticket)
     return AgentProof(dmarc=auth.dmarc == "pass" or auth.dkim_aligned_pass, signed_reply=signed)
+
+
+async def _signed_for(context: MailContext, agent: Agent, ticket: Ticket) -> bool:
+    """A Message-ID we signed for this agent about this ticket, or about one since merged into it: the
+    agent answers a mail from before the merge, and threading lands the answer on the surviving ticket."""
+    parsed, settings = context.parsed, context.settings
+    refs = agent_signed_refs(
+        [*parsed.in_reply_to, *parsed.references], agent.id, settings.secret_key, settings.own_message_id_domain
+    )
+    if ticket.reference in refs:
+        return True
+    for ref in refs:
+        number = ref.removeprefix(settings.ticket_prefix)
+        if ref == number or not number.isdigit():
+            continue
+        signed = await context.session.scalar(
+            select(Ticket).where(Ticket.prefix == settings.ticket_prefix, Ticket.number == int(number))
+        )
+        merged = signed is not None and signed.merged_into_id is not None
+        if merged and signed is not None and (await follow_merges(context.session, signed)).id == ticket.id:
+            return True
+    return False
 
 
 async def _posing(context: MailContext, agents: dict[str, int]) -> AgentDecision | None:

@@ -38,16 +38,19 @@ class AgentProof:
         return " and ".join(proofs) or "no proof"
 
 
-def signed_for_agent(
-    ids: Iterable[str], agent_id: int, ticket_refs: Iterable[str], secret: str, domain: str
-) -> bool:
+def signed_for_agent(ids: Iterable[str], agent_id: int, ticket_refs: Iterable[str], secret: str, domain: str) -> bool:
     """True when one of `ids` is a Message-ID we signed for this agent about one of `ticket_refs`."""
-    wanted = set(ticket_refs)
+    return not set(ticket_refs).isdisjoint(agent_signed_refs(ids, agent_id, secret, domain))
+
+
+def agent_signed_refs(ids: Iterable[str], agent_id: int, secret: str, domain: str) -> list[str]:
+    """The ticket references of those of `ids` that are Message-IDs we signed for this agent, in order."""
+    refs: dict[str, None] = {}
     for message_id in ids:
         signed = agent_signed_for(message_id, secret, domain)
-        if signed is not None and signed[1] == agent_id and signed[0] in wanted:
-            return True
-    return False
+        if signed is not None and signed[1] == agent_id:
+            refs[signed[0]] = None
+    return list(refs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ async def find_thread(
 ) -> ThreadMatch | None:
     ticket_id = await _ticket_by_headers(session, header_ids(parsed), settings, sender)
     if ticket_id is not None:
-        return ThreadMatch(await _follow_merges(session, await session.get_one(Ticket, ticket_id)), "headers")
+        return ThreadMatch(await follow_merges(session, await session.get_one(Ticket, ticket_id)), "headers")
     prefix = settings.ticket_prefix
     for numbers, threaded_by in (
         (subject_ticket_numbers(parsed.subject, prefix), "subject"),
@@ -69,7 +69,7 @@ async def find_thread(
         for number in numbers:
             found = await _TICKET_BY_NUMBER.first(session, {"prefix": prefix, "number": number})
             if found is not None:
-                return ThreadMatch(await _follow_merges(session, found), threaded_by)  # type: ignore[arg-type]
+                return ThreadMatch(await follow_merges(session, found), threaded_by)  # type: ignore[arg-type]
     return None
 
 
@@ -145,7 +145,7 @@ def _by_id(ids: list[str], rows: list[tuple[str | None, int | None]]) -> list[se
     return [tickets[i] for i in ids if i in tickets]
 
 
-async def _follow_merges(session: AsyncSession, ticket: Ticket) -> Ticket:
+async def follow_merges(session: AsyncSession, ticket: Ticket) -> Ticket:
     """Mail for a merged ticket lands on the ticket it was merged into."""
     for _ in range(MAX_MERGE_HOPS):
         if ticket.merged_into_id is None:
