@@ -266,6 +266,24 @@ class ThreadFigures:
     statements: tuple[float, float]
 
 
+async def alternated(pipeline: Pipeline, statements: list[int], pairs: list[tuple[bytes, bytes]]) -> ThreadFigures:
+    """Ingests each pair's (baseline, measured) messages one after the other; the medians of each side."""
+    samples: tuple[list[list[float]], list[list[float]]] = ([[], [], []], [[], [], []])
+    for pair in pairs:
+        for side, raw in enumerate(pair):
+            started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
+            await pipeline.ingest(raw, "bench")
+            walls, cpus, counts = samples[side]
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+            counts.append(statements[0] - before)
+
+    def medians(which: int) -> tuple[float, float]:
+        return statistics.median(samples[0][which]), statistics.median(samples[1][which])
+
+    return ThreadFigures(medians(0), medians(1), medians(2))
+
+
 async def time_thread(settings: Settings, length: int, window: int) -> ThreadFigures:
     """Builds a thread of `length` replies on ticket 1, then alternates `window` replies to it with first
     replies to tickets 2 … window + 1 (in the same state: open, with an agent), so that the two are
@@ -281,22 +299,11 @@ async def time_thread(settings: Settings, length: int, window: int) -> ThreadFig
         await session.execute(alike.values(assigned_agent_id=agent.id, status=TicketStatus.OPEN))
     for index in range(length):
         await pipeline.ingest(reply(index, 1), "bench")
-    samples: dict[bool, tuple[list[float], list[float], list[float]]] = {False: ([], [], []), True: ([], [], [])}
-    for index in range(window):
-        for long, raw in ((True, reply(length + index, 1)), (False, reply(0, index + 2))):
-            started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
-            await pipeline.ingest(raw, "bench")
-            walls, cpus, counts = samples[long]
-            walls.append(time.perf_counter() - started)
-            cpus.append(time.process_time() - cpu)
-            counts.append(statements[0] - before)
+    pairs = [(reply(0, index + 2), reply(length + index, 1)) for index in range(window)]
+    figures = await alternated(pipeline, statements, pairs)
     await pipeline.close()
     await engine.dispose()
-
-    def medians(which: int) -> tuple[float, float]:
-        return statistics.median(samples[False][which]), statistics.median(samples[True][which])
-
-    return ThreadFigures(medians(0), medians(1), medians(2))
+    return figures
 
 
 async def time_busy_agent(settings: Settings, alerts: int, window: int) -> ThreadFigures:
@@ -315,22 +322,11 @@ async def time_busy_agent(settings: Settings, alerts: int, window: int) -> Threa
         await session.execute(opened.where(Ticket.number > alerts + window).values(assigned_agent_id=fresh.id))
     for number in range(1, alerts + 1):
         await pipeline.ingest(reply(0, number), "bench")
-    samples: dict[bool, tuple[list[float], list[float], list[float]]] = {False: ([], [], []), True: ([], [], [])}
-    for index in range(window):
-        for to_busy, number in ((True, alerts + 1 + index), (False, alerts + window + 1 + index)):
-            started, cpu, before = time.perf_counter(), time.process_time(), statements[0]
-            await pipeline.ingest(reply(0, number), "bench")
-            walls, cpus, counts = samples[to_busy]
-            walls.append(time.perf_counter() - started)
-            cpus.append(time.process_time() - cpu)
-            counts.append(statements[0] - before)
+    pairs = [(reply(0, alerts + window + 1 + index), reply(0, alerts + 1 + index)) for index in range(window)]
+    figures = await alternated(pipeline, statements, pairs)
     await pipeline.close()
     await engine.dispose()
-
-    def medians(which: int) -> tuple[float, float]:
-        return statistics.median(samples[False][which]), statistics.median(samples[True][which])
-
-    return ThreadFigures(medians(0), medians(1), medians(2))
+    return figures
 
 
 def measure_busy_agent(args: argparse.Namespace, workdir: Path) -> ThreadFigures:

@@ -341,19 +341,8 @@ async def recent_counts(
     def counts(which: str) -> tuple[int, int]:
         return sum(at >= short for at in found[which]), len(found[which])
 
-    (recipient_short, recipient_long), (ticket_short, ticket_long), (on_ticket_short, on_ticket_long) = (
-        counts("recipient"),
-        counts("ticket"),
-        counts("recipient_ticket"),
-    )
-    return guard.RecentCounts(
-        recipient_short=recipient_short,
-        recipient_long=recipient_long,
-        ticket_short=ticket_short,
-        ticket_long=ticket_long,
-        recipient_ticket_short=on_ticket_short,
-        recipient_ticket_long=on_ticket_long,
-    )
+    # RecentCounts' order: (short, long) to the recipient, to the ticket's client, to the recipient about it.
+    return guard.RecentCounts(*counts("recipient"), *counts("ticket"), *counts("recipient_ticket"))
 
 
 async def _suppressed(
