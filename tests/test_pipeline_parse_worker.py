@@ -22,6 +22,7 @@ from mailtickets.pipeline.parse_worker import (
 from mailtickets.storage import FileStore
 from tests import hostile_mail
 from tests.builders import make_message
+from tests.conftest import Store
 
 MAX_LOOP_STALL_SECONDS = 0.1
 
@@ -225,3 +226,30 @@ async def test_a_message_sent_behind_a_slow_one_is_parsed_by_another_worker_fake
         for worker in pool.workers:
             worker.process.kill()
         await pool.close()
+
+
+async def test_a_data_folder_that_cannot_be_written_is_a_temporary_failure_not_the_messages(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """The worker cannot write the attachment (here a file stands where its folder must be: the same
+    OSError a full disk gives): the message is left to be tried again, not quarantined, nothing recorded."""
+    from sqlalchemy import func, select
+
+    from mailtickets.errors import TemporaryError
+    from mailtickets.models import InboundMail
+    from mailtickets.pipeline.ingest import Pipeline
+
+    (tmp_path / "blocked").write_text("not a folder")
+    pool = ParseWorkers(ParseLimits(), timeout=10, memory_limit=512 * 1024 * 1024, files_dir=tmp_path / "blocked" / "a")
+    raw = make_message(attachments=[("report.pdf", "application/pdf", b"%PDF-1.4 " * 100)])
+    try:
+        outcome = await pool.parse(raw)
+        assert isinstance(outcome, ParseFailure) and outcome.temporary
+        assert outcome.reason.startswith("the data folder cannot be written")
+        pipeline = Pipeline(sqlite_store.settings, sqlite_store.sessions, sqlite_store.clock, parser=pool)
+        with pytest.raises(TemporaryError):
+            await pipeline.ingest(raw, "pipe")
+    finally:
+        await pool.close()
+    async with sqlite_store.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMail)) == 0

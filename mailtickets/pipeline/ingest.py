@@ -234,6 +234,8 @@ class Pipeline:
             raw = self.raw_store.get((await held_message(session, inbound_id)).raw_sha256)
         parsed = await self.parser.parse(raw)
         if isinstance(parsed, ParseFailure):
+            if parsed.temporary:
+                raise TemporaryError(parsed.reason)
             raise InvalidInput("the message cannot be parsed", {"message": parsed.reason})
         verdict = await self._verdict(parsed, raw)
 
@@ -293,6 +295,8 @@ class Pipeline:
         except OSError as exc:  # no worker could be started (out of processes or memory): ours, passing
             raise TemporaryError(f"no parse worker: {exc}") from exc
         if isinstance(outcome, ParseFailure):
+            if outcome.temporary:  # e.g. a full disk: not the message's fault, so not quarantined
+                raise TemporaryError(outcome.reason)
             return None, outcome.reason
         if outcome.left_out:  # one line per message, however many parts were skipped
             left_out = outcome.left_out

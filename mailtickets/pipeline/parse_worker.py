@@ -50,9 +50,12 @@ _READY = b"ready"
 
 @dataclass(frozen=True, slots=True)
 class ParseFailure:
-    """The message could not be parsed within the limits: it is quarantined whole, with this reason."""
+    """The message could not be parsed within the limits: it is quarantined whole, with this reason.
+    `temporary`: the fault is the machine's, not the message's (the data folder could not be written:
+    a full disk, say): the message is not quarantined but left to be tried again."""
 
     reason: str
+    temporary: bool = False
 
 
 ParseOutcome = ParsedMessage | ParseFailure
@@ -86,6 +89,8 @@ def parse_outcome(raw: bytes, limits: ParseLimits, store: PayloadStore | None = 
         return ParseFailure(str(exc))
     except MemoryError:
         return OUT_OF_MEMORY
+    except OSError as exc:  # the only I/O here is the file store's: the disk, not the message, failed
+        return ParseFailure(f"the data folder cannot be written: {exc.strerror or exc}", temporary=True)
     except Exception as exc:  # the worker's boundary: a parser bug must not lose the mail, it is quarantined
         log.exception("parser failure; the message is quarantined")
         return ParseFailure(f"parser failure: {type(exc).__name__}: {exc}")
