@@ -250,10 +250,9 @@ async def _thread(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> 
     """The client's latest message id (In-Reply-To) and the References list: the thread's first id and
     its latest ones (RFC 5322 lets the middle be trimmed), each read with a LIMIT on the ticket's index,
     so that a mail costs the same on the 1,500th reply as on the first."""
-    messages = _thread_of(ticket, event)
     found: list[tuple[Any, ...]]
     if isinstance(event, TicketMerged):  # the moved messages: a list that differs each time
-        found = [tuple(row) for row in await session.execute(_thread_ends(messages))]
+        found = [tuple(row) for row in await session.execute(_thread_ends(_thread_of(ticket, event)))]
     else:
         await flush_pending(session)  # as a query's autoflush would: this transaction's messages count
         found = await _THREAD_ENDS.rows(await connection_of(session), {"ticket_id": ticket.id})
@@ -264,7 +263,7 @@ async def _thread(session: AsyncSession, ticket: Ticket, event: TicketEvent) -> 
     in_reply_to = inbound[0] if inbound else None
     if in_reply_to is None and len(newest_first) == MAX_REFERENCES:  # the client's latest is older than those
         in_reply_to = await session.scalar(
-            _public_ids(messages)
+            _public_ids(_thread_of(ticket, event))
             .with_only_columns(TicketMessage.message_id)
             .where(TicketMessage.direction == Direction.INBOUND)
             .order_by(TicketMessage.id.desc())
