@@ -10,6 +10,7 @@ Mail is private: files are created 0600 and folders 0700, whatever the umask.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -38,10 +39,14 @@ def make_private_dirs(path: Path) -> list[Path]:
 
 
 def sync_directory(path: Path) -> None:
-    """Make the folder's entries durable: a file's own fsync does not cover its name (POSIX)."""
+    """Make the folder's entries durable: a file's own fsync does not cover its name (POSIX). A file
+    system that cannot sync a folder (EINVAL: some network ones) is left to do what it does."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
     finally:
         os.close(fd)
 
