@@ -148,3 +148,28 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str], sqlite_store: Store)
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert (line["level"], line["logger"]) == ("INFO", "mailtickets.pipeline.ingest")
     assert line["message"] == "message <a@b>: created TCK-1"
+
+
+async def test_readyz_unavailable_while_another_process_holds_the_write_lock(sqlite_store: Store) -> None:
+    """Another writer (here a second sqlite3 connection, as a migration or a backup script would hold it)
+    keeps the write lock past the probe's limit: not ready, "busy", and ready again once it lets go."""
+    import sqlite3
+
+    from mailtickets.api.probes import PROBE_SECONDS
+
+    path = sqlite_store.settings.database_url.removeprefix("sqlite+aiosqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with client_for(sqlite_store) as client:
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert (
+                response.json()["database"]
+                == f"busy: another process has held the write lock for over {PROBE_SECONDS:g} s"
+            )
+            other.execute("ROLLBACK")
+            again = await client.get("/readyz")
+        assert (again.status_code, again.json()["database"]) == (200, "ok")
+    finally:
+        other.close()

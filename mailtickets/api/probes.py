@@ -30,7 +30,7 @@ async def database_writable(sessions: async_sessionmaker[AsyncSession]) -> str:
             await session.execute(delete(Lease).where(false()))
             await session.rollback()
     except TimeoutError:
-        return "busy: another process has held the write lock for over 2 s"
+        return f"busy: another process has held the write lock for over {PROBE_SECONDS:g} s"
     except (SQLAlchemyError, OSError) as exc:
         return f"not writable: {_reason(exc)}"
     return OK
