@@ -253,3 +253,17 @@ async def test_a_data_folder_that_cannot_be_written_is_a_temporary_failure_not_t
         await pool.close()
     async with sqlite_store.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(InboundMail)) == 0
+
+
+def test_an_oserror_the_message_makes_the_parser_raise_is_the_messages_faked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the file store's own write failures are temporary: an OSError from parsing itself (faked
+    here) is quarantined like any parser failure, or a hostile mail would be retried for ever."""
+    from mailtickets.pipeline import parse_worker
+
+    def parser_raising(*_: object) -> ParsedMessage:
+        raise BlockingIOError("raised by the parser")
+
+    monkeypatch.setattr(parse_worker, "parse_message", parser_raising)
+    outcome = parse_outcome(make_message(), ParseLimits(), FileStore(Path("/nonexistent")))
+    assert isinstance(outcome, ParseFailure) and not outcome.temporary
+    assert outcome.reason.startswith("parser failure: BlockingIOError")

@@ -27,7 +27,7 @@ import socket
 import struct
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailtickets.parse.limits import ParseLimits
-from mailtickets.parse.message import ParsedMessage, PayloadStore
+from mailtickets.parse.message import ParsedMessage, PayloadStore, StoredPayload
 from mailtickets.parse.parser import UnparseableMessage, parse_message
 from mailtickets.settings import Settings
 from mailtickets.storage import FileStore
@@ -81,16 +81,34 @@ def limits_from(settings: Settings) -> ParseLimits:
     )
 
 
+class _StoreWriteFailed(Exception):
+    """The file store could not write (a full disk, a folder in the way): the machine's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ReportingStore:
+    """The store, with its write failures told apart from anything a message can make the parser raise:
+    those are the message's (quarantined); a failed write is retried, so it must never be the message's."""
+
+    store: PayloadStore
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> StoredPayload:
+        try:
+            return self.store.put_chunks(chunks)
+        except OSError as exc:
+            raise _StoreWriteFailed(exc.strerror or str(exc)) from exc
+
+
 def parse_outcome(raw: bytes, limits: ParseLimits, store: PayloadStore | None = None) -> ParseOutcome:
     """Parse one message; every failure becomes a reason (runs in the worker, or in-process)."""
     try:
-        return parse_message(raw, limits, store)
+        return parse_message(raw, limits, _ReportingStore(store) if store is not None else None)
     except UnparseableMessage as exc:
         return ParseFailure(str(exc))
     except MemoryError:
         return OUT_OF_MEMORY
-    except OSError as exc:  # the only I/O here is the file store's: the disk, not the message, failed
-        return ParseFailure(f"the data folder cannot be written: {exc.strerror or exc}", temporary=True)
+    except _StoreWriteFailed as exc:
+        return ParseFailure(f"the data folder cannot be written: {exc}", temporary=True)
     except Exception as exc:  # the worker's boundary: a parser bug must not lose the mail, it is quarantined
         log.exception("parser failure; the message is quarantined")
         return ParseFailure(f"parser failure: {type(exc).__name__}: {exc}")
