@@ -34,7 +34,7 @@ from mailtickets.storage import FileStore
 from mailtickets.tickets.events import AgentMailRefused, AgentReplied, NoteAdded, TicketCreated, TicketEvent
 from mailtickets.tickets.lifecycle import client_answered
 from mailtickets.tickets.service import NewTicket, create_ticket, inbound_message, store_attachments
-from mailtickets.tickets.threading import find_thread, follow_merges
+from mailtickets.tickets.threading import find_thread, follow_merges, header_ids
 from mailtickets.trust.authres import SenderAuth
 
 MAX_DESCRIPTION_CHARS = 100_000
@@ -105,9 +105,7 @@ async def _signed_for(context: MailContext, agent: Agent, ticket: Ticket) -> boo
     """A Message-ID we signed for this agent about this ticket, or about one since merged into it: the
     agent answers a mail from before the merge, and threading lands the answer on the surviving ticket."""
     parsed, settings = context.parsed, context.settings
-    refs = agent_signed_refs(
-        [*parsed.in_reply_to, *parsed.references], agent.id, settings.secret_key, settings.own_message_id_domain
-    )
+    refs = agent_signed_refs(header_ids(parsed), agent.id, settings.secret_key, settings.own_message_id_domain)
     if ticket.reference in refs:
         return True
     for ref in refs:
