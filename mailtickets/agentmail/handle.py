@@ -115,8 +115,9 @@ async def _signed_for(context: MailContext, agent: Agent, ticket: Ticket) -> boo
         signed = await context.session.scalar(
             select(Ticket).where(Ticket.prefix == settings.ticket_prefix, Ticket.number == int(number))
         )
-        merged = signed is not None and signed.merged_into_id is not None
-        if merged and signed is not None and (await follow_merges(context.session, signed)).id == ticket.id:
+        if signed is None or signed.merged_into_id is None:
+            continue
+        if (await follow_merges(context.session, signed)).id == ticket.id:
             return True
     return False
 

@@ -363,14 +363,18 @@ class _Worker:
             else:
                 return
 
+    def cancel_timers(self) -> None:
+        """The first job's time limit and hedge: it was answered, or the worker goes."""
+        for timer in (self.timer, self.hedge_timer):
+            if timer is not None:
+                timer.cancel()
+
     def close(self) -> None:
         """Our end of the socket: an idle worker reads the end of it and exits."""
         if self.closed:
             return
         self.closed = True
-        for timer in (self.timer, self.hedge_timer):
-            if timer is not None:
-                timer.cancel()
+        self.cancel_timers()
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
             if self._writing:
@@ -601,9 +605,7 @@ class ParseWorkers:
             else:
                 worker.started.set_exception(OSError("a parse worker did not start"))
             return
-        for timer in (worker.timer, worker.hedge_timer):
-            if timer is not None:
-                timer.cancel()
+        worker.cancel_timers()
         if not worker.jobs:  # an answer nobody asked for: the wire's state is unknown
             self._retire(worker)
             return
